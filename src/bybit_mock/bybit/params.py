@@ -1,0 +1,83 @@
+"""Request-parameter rules shared by the endpoints: categories, limits and cursors.
+
+Parameters arrive as strings from a query string or as JSON values from a body; these
+helpers accept both and raise Bybit's 10001 with a message that names the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from .errors import BybitError, params_error
+
+Params = Mapping[str, Any]
+
+
+def text(params: Params, name: str) -> str | None:
+    """A parameter as a string, or None when absent or empty (JSON null counts as absent)."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise params_error(f"params error: {name} must be a string")
+
+
+def required(params: Params, name: str) -> str:
+    value = text(params, name)
+    if value is None:
+        raise params_error(f"params error: {name} is required")
+    return value
+
+
+def category(params: Params, allowed: tuple[str, ...]) -> str:
+    value = text(params, "category")
+    if value is None:
+        raise params_error("params error: category is required")
+    if value not in allowed:
+        raise params_error(f"params error: category only support {', '.join(allowed)}")
+    return value
+
+
+def limit(params: Params, default: int, maximum: int) -> int:
+    raw = text(params, "limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise params_error("params error: limit must be an integer") from None
+    if not 1 <= value <= maximum:
+        raise params_error(f"params error: limit must be in [1, {maximum}]")
+    return value
+
+
+_CURSOR_PREFIX = "cursor="
+
+
+def encode_cursor(offset: int) -> str:
+    """An opaque, URL-encoded page token, as Bybit's are (``cursor%3D20``)."""
+    return quote(f"{_CURSOR_PREFIX}{offset}", safe="")
+
+
+def decode_cursor(params: Params) -> int:
+    raw = text(params, "cursor")
+    if raw is None:
+        return 0
+    token = unquote(raw)
+    if token.startswith(_CURSOR_PREFIX) and token[len(_CURSOR_PREFIX) :].isdigit():
+        return int(token[len(_CURSOR_PREFIX) :])
+    raise BybitError(10001, "params error: invalid cursor")
+
+
+def page(items: list[Any], params: Params, default: int, maximum: int) -> tuple[list[Any], str]:
+    """Slice ``items`` by ``limit``/``cursor``; return the page and the next cursor ("" at the end)."""
+    size = limit(params, default, maximum)
+    start = decode_cursor(params)
+    chunk = items[start : start + size]
+    nxt = encode_cursor(start + size) if start + size < len(items) else ""
+    return chunk, nxt

@@ -1,0 +1,137 @@
+"""The ``bybit-mock`` command.
+
+``bybit-mock serve`` prints exactly one JSON line on stdout once every process is ready:
+
+    {"event": "ready", "rest_url": ..., "ws_url": ..., "api_key": ..., "api_secret": ...}
+
+so a script (or another language's test harness) can start the mock and read where it is;
+a human-readable banner goes to stderr. Bad configuration is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+import orjson
+
+from . import __version__
+from .config import ConfigError, MockExchangeConfig
+from .mock import MockExchange
+from .supervisor import StartError
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bybit-mock",
+        description="A programmable, multiprocess mock of the Bybit v5 exchange (REST + WebSocket).",
+    )
+    parser.add_argument("--version", action="version", version=f"bybit-mock {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the mock until interrupted",
+        description="Run the mock until SIGINT/SIGTERM. Without --config it serves the built-in "
+        "default: a demo account with 100 000 USDT and BTCUSDT/ETHUSDT (linear and spot).",
+    )
+    serve.add_argument("--config", metavar="FILE.toml", help="configuration file (see docs/configuration.md)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--rest-port", type=int, metavar="PORT", help="REST port; 0 picks a free one (default 0)")
+    serve.add_argument("--ws-port", type=int, metavar="PORT", help="WebSocket port; 0 picks a free one (default 0)")
+    serve.add_argument("--rest-workers", type=int, metavar="N", help="REST worker processes (default 1)")
+    serve.add_argument("--ws-workers", type=int, metavar="M", help="WebSocket worker processes (default 1)")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> MockExchangeConfig:
+    config = MockExchangeConfig.from_toml(args.config) if args.config else MockExchangeConfig.default()
+    overrides = {
+        "host": args.host,
+        "rest_port": args.rest_port,
+        "ws_port": args.ws_port,
+        "rest_workers": args.rest_workers,
+        "ws_workers": args.ws_workers,
+        "log_level": args.log_level,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(config, name, value)
+    config.validate()
+    return config
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"bybit-mock: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    exchange = MockExchange(config)
+    try:
+        exchange.start()
+    except StartError as exc:
+        print(f"bybit-mock: could not start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        account = config.accounts[0] if config.accounts else None
+        ready = {
+            "event": "ready",
+            "rest_url": exchange.rest_url,
+            "ws_url": exchange.ws_url,
+            "api_key": account.api_key if account else None,
+            "api_secret": account.api_secret if account else None,
+            "pids": exchange.pids(),
+        }
+        sys.stdout.write(orjson.dumps(ready).decode() + "\n")
+        sys.stdout.flush()
+        print(banner(exchange, config), file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("bybit-mock: stopping", file=sys.stderr, flush=True)
+    finally:
+        exchange.close()
+    return 0
+
+
+def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
+    lines = [
+        f"bybit-mock {__version__} ready",
+        f"  REST        {exchange.rest_url}  ({config.rest_workers} worker(s))",
+        f"  WebSocket   {exchange.ws_public_url('linear')}  |  {exchange.ws_private_url}"
+        f"  ({config.ws_workers} worker(s))",
+    ]
+    for acct in config.accounts:
+        coins = ", ".join(f"{amount:f} {coin}" for coin, amount in acct.balances.items()) or "no balance"
+        lines.append(f"  account     key={acct.api_key}  secret={acct.api_secret}  ({coins})")
+    symbols = ", ".join(f"{i.symbol} ({i.category})" for i in config.instruments)
+    lines.append(f"  instruments {symbols}")
+    lines.append("  Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    parser.print_help(sys.stderr)
+    return EXIT_CONFIG
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,437 @@
+"""Typed configuration for the mock exchange, and its TOML form.
+
+Everything the supervisor hands to a child process is in :class:`MockExchangeConfig`; it is
+pickled once per process at spawn time, so it holds plain data only (str, int, Decimal,
+lists and dataclasses), never sockets, locks or callables.
+
+Amounts are :class:`~decimal.Decimal` so that balances, sizes and prices stay exact from the
+config file to the wire (Bybit sends every number as a decimal string).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+Category = Literal["linear", "inverse", "spot", "option"]
+Side = Literal["Buy", "Sell"]
+
+CATEGORIES: tuple[str, ...] = ("linear", "inverse", "spot", "option")
+
+#: Credentials of the built-in demo account (``bybit-mock serve`` with no config). They are
+#: public on purpose: the mock only ever listens where you tell it to.
+DEMO_API_KEY = "bybit-mock-demo-key"
+DEMO_API_SECRET = "bybit-mock-demo-secret"
+DEMO_USDT = Decimal("100000")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Parse a config number. Floats go through ``str`` so ``0.1`` stays ``0.1``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected a number, got {value!r}")
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | float | str):
+        try:
+            result = Decimal(str(value))
+        except InvalidOperation:
+            raise ConfigError(f"{what}: not a number: {value!r}") from None
+        if not result.is_finite():
+            raise ConfigError(f"{what}: not a finite number: {value!r}")
+        return result
+    raise ConfigError(f"{what}: expected a number, got {type(value).__name__}")
+
+
+@dataclass
+class PositionConfig:
+    """An open position an account starts with."""
+
+    symbol: str
+    side: Side
+    size: Decimal
+    entry_price: Decimal
+    leverage: Decimal = Decimal("10")
+    category: Category = "linear"
+
+    def __post_init__(self) -> None:
+        self.size = to_decimal(self.size, f"position {self.symbol} size")
+        self.entry_price = to_decimal(self.entry_price, f"position {self.symbol} entry_price")
+        self.leverage = to_decimal(self.leverage, f"position {self.symbol} leverage")
+        if self.side not in ("Buy", "Sell"):
+            raise ConfigError(f"position {self.symbol}: side must be 'Buy' or 'Sell', got {self.side!r}")
+        if self.size <= 0 or self.entry_price <= 0 or self.leverage <= 0:
+            raise ConfigError(f"position {self.symbol}: size, entry_price and leverage must be > 0")
+
+
+@dataclass
+class AccountConfig:
+    """One API key, its secret, and what the account holds at start (and after ``reset()``)."""
+
+    api_key: str
+    api_secret: str
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    positions: list[PositionConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.api_key or not self.api_secret:
+            raise ConfigError("account: api_key and api_secret must be non-empty strings")
+        self.balances = {
+            coin.upper(): to_decimal(amount, f"account {self.api_key} balance {coin}")
+            for coin, amount in self.balances.items()
+        }
+        for coin, amount in self.balances.items():
+            if amount < 0:
+                raise ConfigError(f"account {self.api_key}: balance {coin} must be >= 0")
+
+    def with_balance(self, coin: str, amount: Decimal | int | str) -> AccountConfig:
+        """Set a starting balance (chainable, like the seed crate's builder)."""
+        self.balances[coin.upper()] = to_decimal(amount, f"account {self.api_key} balance {coin}")
+        return self
+
+    def with_position(
+        self,
+        symbol: str,
+        side: Side,
+        size: Decimal | int | str,
+        entry_price: Decimal | int | str,
+        *,
+        leverage: Decimal | int | str = 10,
+        category: Category = "linear",
+    ) -> AccountConfig:
+        """Add a starting position (chainable)."""
+        self.positions.append(
+            PositionConfig(
+                symbol,
+                side,
+                to_decimal(size, "size"),
+                to_decimal(entry_price, "entry_price"),
+                to_decimal(leverage, "leverage"),
+                category,
+            )
+        )
+        return self
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    """A tradable instrument and Bybit's filters for it.
+
+    ``price`` is the reference price the instrument starts at: the synthetic market starts
+    there and, until market data drives it, it is the mark price for accounting.
+    """
+
+    symbol: str
+    category: Category
+    base_coin: str
+    quote_coin: str
+    price: Decimal
+    tick_size: Decimal
+    qty_step: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    max_mkt_qty: Decimal
+    min_notional: Decimal = Decimal("5")
+    max_leverage: Decimal = Decimal("100")
+    max_price: Decimal = Decimal("1999999.80")
+    maker_fee: Decimal = Decimal("0.0002")
+    taker_fee: Decimal = Decimal("0.00055")
+    maintenance_margin_rate: Decimal = Decimal("0.005")
+    launch_time_ms: int = 1585526400000
+    symbol_id: int = 0
+
+    @property
+    def settle_coin(self) -> str:
+        return self.base_coin if self.category == "inverse" else self.quote_coin
+
+    @property
+    def price_scale(self) -> int:
+        exponent = self.tick_size.as_tuple().exponent  # "0.10" -> 2, as Bybit shows it
+        return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def default_instruments() -> list[InstrumentConfig]:
+    """BTCUSDT and ETHUSDT, linear and spot, with the filters Bybit publishes for them."""
+    d = Decimal
+    return [
+        InstrumentConfig(
+            "BTCUSDT",
+            "linear",
+            "BTC",
+            "USDT",
+            price=d("65000"),
+            tick_size=d("0.10"),
+            qty_step=d("0.001"),
+            min_qty=d("0.001"),
+            max_qty=d("1190.000"),
+            max_mkt_qty=d("500.000"),
+            min_notional=d("5"),
+            max_leverage=d("100.00"),
+            symbol_id=5,
+        ),
+        InstrumentConfig(
+            "ETHUSDT",
+            "linear",
+            "ETH",
+            "USDT",
+            price=d("3500"),
+            tick_size=d("0.01"),
+            qty_step=d("0.01"),
+            min_qty=d("0.01"),
+            max_qty=d("7240.00"),
+            max_mkt_qty=d("3620.00"),
+            min_notional=d("5"),
+            max_leverage=d("100.00"),
+            max_price=d("199999.98"),
+            symbol_id=6,
+        ),
+        InstrumentConfig(
+            "BTCUSDT",
+            "spot",
+            "BTC",
+            "USDT",
+            price=d("65000"),
+            tick_size=d("0.01"),
+            qty_step=d("0.000001"),
+            min_qty=d("0.000011"),
+            max_qty=d("83"),
+            max_mkt_qty=d("41.5"),
+            min_notional=d("5"),
+            max_leverage=d("10"),
+            maker_fee=d("0.001"),
+            taker_fee=d("0.001"),
+            symbol_id=9,
+        ),
+        InstrumentConfig(
+            "ETHUSDT",
+            "spot",
+            "ETH",
+            "USDT",
+            price=d("3500"),
+            tick_size=d("0.01"),
+            qty_step=d("0.00001"),
+            min_qty=d("0.00062"),
+            max_qty=d("1229.2336343"),
+            max_mkt_qty=d("614.6168171"),
+            min_notional=d("5"),
+            max_leverage=d("10"),
+            maker_fee=d("0.001"),
+            taker_fee=d("0.001"),
+            symbol_id=10,
+        ),
+    ]
+
+
+def demo_account() -> AccountConfig:
+    return AccountConfig(DEMO_API_KEY, DEMO_API_SECRET, {"USDT": DEMO_USDT})
+
+
+@dataclass
+class MockExchangeConfig:
+    """Everything the mock needs to start.
+
+    ``MockExchangeConfig()`` has no accounts (like the seed crate's ``new()``);
+    :meth:`default` adds the demo account. Ports ``0`` mean "pick a free one".
+    """
+
+    accounts: list[AccountConfig] = field(default_factory=list)
+    instruments: list[InstrumentConfig] = field(default_factory=default_instruments)
+    host: str = "127.0.0.1"
+    rest_port: int = 0
+    ws_port: int = 0
+    rest_workers: int = 1
+    ws_workers: int = 1
+    #: Largest request body a REST worker accepts; bigger ones get HTTP 413 and a Bybit envelope.
+    max_body_bytes: int = 1 << 20
+    #: Largest WebSocket frame a client may send (Bybit caps a subscribe's args at 21 000 chars).
+    max_ws_frame_bytes: int = 64 << 10
+    #: Seconds the supervisor waits for every process to report ready.
+    start_timeout: float = 30.0
+    log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @classmethod
+    def default(cls) -> MockExchangeConfig:
+        """The built-in default: a demo account with 100 000 USDT and the default instruments."""
+        return cls(accounts=[demo_account()])
+
+    def with_account(self, account: AccountConfig) -> MockExchangeConfig:
+        self.accounts.append(account)
+        self.validate()
+        return self
+
+    def with_instruments(self, instruments: list[InstrumentConfig]) -> MockExchangeConfig:
+        self.instruments = list(instruments)
+        self.validate()
+        return self
+
+    def copy(self, **changes: Any) -> MockExchangeConfig:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.rest_workers < 1 or self.ws_workers < 1:
+            raise ConfigError("rest_workers and ws_workers must be >= 1")
+        for port_name in ("rest_port", "ws_port"):
+            port = getattr(self, port_name)
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ConfigError(f"{port_name} must be an integer from 0 to 65535, got {port!r}")
+        if self.max_body_bytes < 1024 or self.max_ws_frame_bytes < 1024:
+            raise ConfigError("max_body_bytes and max_ws_frame_bytes must be >= 1024")
+        keys = [a.api_key for a in self.accounts]
+        if len(keys) != len(set(keys)):
+            raise ConfigError("two accounts share an api_key")
+        seen: set[tuple[str, str]] = set()
+        for inst in self.instruments:
+            ident = (inst.category, inst.symbol)
+            if ident in seen:
+                raise ConfigError(f"instrument {inst.category}/{inst.symbol} is defined twice")
+            seen.add(ident)
+            if inst.category not in CATEGORIES:
+                raise ConfigError(f"instrument {inst.symbol}: unknown category {inst.category!r}")
+        for acct in self.accounts:
+            for pos in acct.positions:
+                if (pos.category, pos.symbol) not in seen:
+                    raise ConfigError(
+                        f"account {acct.api_key}: position on unknown instrument {pos.category}/{pos.symbol}"
+                    )
+
+    # -- TOML -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> MockExchangeConfig:
+        """Load a config file; see ``docs/configuration.md`` for its keys."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> MockExchangeConfig:
+        data = dict(data)
+        server = _table(data.pop("server", {}), "server")
+        accounts = [_account_from(a) for a in _list(data.pop("accounts", []), "accounts")]
+        instruments_raw = data.pop("instruments", None)
+        instruments = (
+            default_instruments()
+            if instruments_raw is None
+            else [_instrument_from(i) for i in _list(instruments_raw, "instruments")]
+        )
+        if data:
+            raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
+        known = {f.name for f in fields(cls)} - {"accounts", "instruments"}
+        unknown = set(server) - known
+        if unknown:
+            raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
+        for name, raw in server.items():
+            expected = str if name in ("host", "log_level") else (float if name == "start_timeout" else int)
+            value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ConfigError(f"[server] {name}: expected {expected.__name__}, got {raw!r}")
+            server[name] = value
+        return cls(accounts=accounts, instruments=instruments, **server)
+
+
+def _table(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{what}] must be a table")
+    return dict(value)
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be an array of tables ([[{what}]])")
+    return value
+
+
+def _str(table: dict[str, Any], key: str, what: str, default: str | None = None) -> str:
+    value = table.pop(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what}: {key} must be a non-empty string")
+    return value
+
+
+def _no_extra(table: dict[str, Any], what: str) -> None:
+    if table:
+        raise ConfigError(f"{what}: unknown key(s): {', '.join(sorted(table))}")
+
+
+def _account_from(raw: object) -> AccountConfig:
+    table = _table(raw, "accounts")
+    key = _str(table, "api_key", "[[accounts]]")
+    secret = _str(table, "api_secret", f"account {key}")
+    balances = _table(table.pop("balances", {}), f"accounts.{key}.balances")
+    positions = []
+    for praw in _list(table.pop("positions", []), f"accounts.{key}.positions"):
+        p = _table(praw, "position")
+        what = f"account {key} position"
+        symbol = _str(p, "symbol", what)
+        pos = PositionConfig(
+            symbol=symbol,
+            side=_str(p, "side", what),  # type: ignore[arg-type]  # checked in __post_init__
+            size=to_decimal(p.pop("size", None), f"{what} {symbol} size"),
+            entry_price=to_decimal(p.pop("entry_price", None), f"{what} {symbol} entry_price"),
+            leverage=to_decimal(p.pop("leverage", 10), f"{what} {symbol} leverage"),
+            category=_str(p, "category", what, "linear"),  # type: ignore[arg-type]
+        )
+        _no_extra(p, f"{what} {symbol}")
+        positions.append(pos)
+    _no_extra(table, f"account {key}")
+    return AccountConfig(key, secret, balances, positions)
+
+
+_INSTRUMENT_DECIMALS = (
+    "price",
+    "tick_size",
+    "qty_step",
+    "min_qty",
+    "max_qty",
+    "max_mkt_qty",
+    "min_notional",
+    "max_leverage",
+    "max_price",
+    "maker_fee",
+    "taker_fee",
+    "maintenance_margin_rate",
+)
+
+
+def _instrument_from(raw: object) -> InstrumentConfig:
+    table = _table(raw, "instruments")
+    symbol = _str(table, "symbol", "[[instruments]]").upper()
+    category = _str(table, "category", f"instrument {symbol}", "linear")
+    if category not in CATEGORIES:
+        raise ConfigError(f"instrument {symbol}: unknown category {category!r}")
+    base = _str(table, "base_coin", f"instrument {symbol}").upper()
+    quote = _str(table, "quote_coin", f"instrument {symbol}").upper()
+    kwargs: dict[str, Any] = {}
+    for name in _INSTRUMENT_DECIMALS:
+        if name in table:
+            kwargs[name] = to_decimal(table.pop(name), f"instrument {symbol} {name}")
+    for name in ("launch_time_ms", "symbol_id"):
+        if name in table:
+            value = table.pop(name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"instrument {symbol} {name}: expected an integer")
+            kwargs[name] = value
+    _no_extra(table, f"instrument {symbol}")
+    for required in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
+        if required not in kwargs:
+            raise ConfigError(f"instrument {symbol}: {required} is required")
+    kwargs.setdefault("max_mkt_qty", kwargs["max_qty"])
+    for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
+        if kwargs[name] <= 0:
+            raise ConfigError(f"instrument {symbol}: {name} must be > 0")
+    return InstrumentConfig(symbol, category, base, quote, **kwargs)  # type: ignore[arg-type]

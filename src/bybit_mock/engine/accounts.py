@@ -1,0 +1,152 @@
+"""Accounts: coin balances and positions, and the margin arithmetic that derives from them.
+
+The model is Bybit's unified trading account (UTA) in cross-margin mode, simplified:
+
+* a linear position's value is ``size * entry_price``; its initial margin (IM) is
+  ``value / leverage`` and its maintenance margin (MM) ``value * mmr``; its unrealised PnL is
+  ``(mark - entry) * size`` for a long and the opposite for a short;
+* a coin's equity is its wallet balance plus the unrealised PnL of positions settled in it;
+* the account's margin balance is the USD value of wallet balances plus unrealised PnL, and
+  its available balance is margin balance minus all initial margin (positions and orders).
+
+Collateral haircuts, borrowing and liquidation are not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..config import AccountConfig, InstrumentConfig
+from .views import CoinView, PositionView
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class CoinBalance:
+    wallet: Decimal
+    cum_realised_pnl: Decimal = ZERO
+    #: Spot sell orders lock the coin they sell; linear orders lock margin (order IM) instead.
+    locked: Decimal = ZERO
+    order_im: Decimal = ZERO
+
+
+@dataclass
+class Position:
+    category: str
+    symbol: str
+    side: str
+    size: Decimal
+    entry_price: Decimal
+    leverage: Decimal
+    created_ms: int
+    updated_ms: int
+    seq: int = 0
+    cum_realised_pnl: Decimal = ZERO
+    cur_realised_pnl: Decimal = ZERO
+    position_idx: int = 0
+
+    @property
+    def signed_size(self) -> Decimal:
+        return self.size if self.side == "Buy" else -self.size
+
+    def value(self) -> Decimal:
+        return self.size * self.entry_price
+
+    def unrealised_pnl(self, mark: Decimal) -> Decimal:
+        return (mark - self.entry_price) * self.signed_size if self.size else ZERO
+
+    def initial_margin(self) -> Decimal:
+        return self.value() / self.leverage if self.size else ZERO
+
+    def maintenance_margin(self, inst: InstrumentConfig) -> Decimal:
+        return self.value() * inst.maintenance_margin_rate
+
+
+@dataclass
+class Account:
+    api_key: str
+    secret: str
+    coins: dict[str, CoinBalance] = field(default_factory=dict)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: AccountConfig, now_ms: int) -> Account:
+        acct = cls(cfg.api_key, cfg.api_secret, {c: CoinBalance(v) for c, v in cfg.balances.items()})
+        for p in cfg.positions:
+            acct.positions[(p.category, p.symbol)] = Position(
+                p.category, p.symbol, p.side, p.size, p.entry_price, p.leverage, now_ms, now_ms
+            )
+        return acct
+
+    def coin(self, name: str) -> CoinBalance:
+        bal = self.coins.get(name)
+        if bal is None:
+            bal = self.coins[name] = CoinBalance(ZERO)
+        return bal
+
+
+class Valuation:
+    """Marks an account to market: per-coin views and account totals, in USD."""
+
+    def __init__(
+        self,
+        account: Account,
+        instruments: dict[tuple[str, str], InstrumentConfig],
+        mark: dict[tuple[str, str], Decimal],
+        usd_price: dict[str, Decimal],
+    ) -> None:
+        upl: dict[str, Decimal] = {}
+        im: dict[str, Decimal] = {}
+        mm: dict[str, Decimal] = {}
+        self.positions: list[PositionView] = []
+        for ident, pos in account.positions.items():
+            inst = instruments[ident]
+            coin = inst.settle_coin
+            mark_price = mark[ident]
+            pnl = pos.unrealised_pnl(mark_price)
+            upl[coin] = upl.get(coin, ZERO) + pnl
+            im[coin] = im.get(coin, ZERO) + pos.initial_margin()
+            mm[coin] = mm.get(coin, ZERO) + pos.maintenance_margin(inst)
+            self.positions.append(
+                PositionView(
+                    pos.category,
+                    pos.symbol,
+                    pos.side if pos.size else "",
+                    pos.size,
+                    pos.entry_price,
+                    pos.leverage,
+                    mark_price,
+                    pnl,
+                    pos.cum_realised_pnl,
+                )
+            )
+        self.coins: list[CoinView] = []
+        for name in sorted(set(account.coins) | set(upl)):
+            bal = account.coins.get(name) or CoinBalance(ZERO)
+            pnl = upl.get(name, ZERO)
+            self.coins.append(
+                CoinView(
+                    name,
+                    bal.wallet,
+                    bal.wallet + pnl,
+                    pnl,
+                    bal.cum_realised_pnl,
+                    im.get(name, ZERO),
+                    mm.get(name, ZERO),
+                    bal.order_im,
+                    bal.locked,
+                    usd_price.get(name, ZERO),
+                )
+            )
+        self.total_wallet = sum((c.wallet_balance * c.usd_price for c in self.coins), ZERO)
+        self.total_upl = sum((c.unrealised_pnl * c.usd_price for c in self.coins), ZERO)
+        self.total_equity = sum((c.usd_value for c in self.coins), ZERO)
+        self.total_margin = self.total_wallet + self.total_upl
+        self.total_im = sum(((c.position_im + c.order_im) * c.usd_price for c in self.coins), ZERO)
+        self.total_mm = sum((c.position_mm * c.usd_price for c in self.coins), ZERO)
+        self.total_available = max(ZERO, self.total_margin - self.total_im)
+
+    def rate(self, margin: Decimal) -> Decimal:
+        return (margin / self.total_margin).quantize(Decimal("0.0001")) if self.total_margin > 0 else ZERO

@@ -1,0 +1,274 @@
+"""The exchange engine: the single source of truth, served by the state service.
+
+Two kinds of callers reach it:
+
+* **workers** call :meth:`Exchange.apply_batch` with a list of ``(op, args)`` commands; one
+  Manager round trip carries every command a worker queued while the previous trip was in
+  flight. Each command's reply is ``(0, value)`` or ``(retCode, message)``; a failing
+  command never fails its neighbours. REST results come back already encoded by orjson, so
+  the worker only wraps them in the envelope.
+* **tests** call the state methods (``balances``, ``set_balance``, ``positions``,
+  ``reset`` ...) through their own Manager proxy.
+
+The Manager server runs one thread per client connection, so every public entry point takes
+the engine lock. Nothing here reads the wall clock: ``clock`` is injected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ..bybit import errors, params, shapes
+from ..bybit.errors import BybitError
+from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
+from .accounts import ZERO, Account, Position, Valuation
+from .views import CoinView, PositionView
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+#: ``(0, value)`` on success, ``(retCode, retMsg)`` on a Bybit error.
+Reply = tuple[int, Any]
+Command = tuple[str, tuple[Any, ...]]
+
+_STABLECOINS = frozenset({"USDT", "USDC"})
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Exchange:
+    """Accounts, instruments and prices; see the module docstring for the calling rules."""
+
+    def __init__(self, config: MockExchangeConfig, clock: Clock = wall_clock_ms) -> None:
+        self._config = config
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.instruments: dict[tuple[str, str], InstrumentConfig] = {
+            (i.category, i.symbol): i for i in config.instruments
+        }
+        self._ops: dict[str, Callable[..., Any]] = {
+            "secrets": self.secrets,
+            "secret": self.secret,
+            "wallet_balance": self.wallet_balance,
+            "position_list": self.position_list,
+        }
+        self.accounts: dict[str, Account] = {}
+        self.mark_prices: dict[tuple[str, str], Decimal] = {}
+        self._seq = 0
+        self.reset()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the configured start: accounts, balances, positions and prices."""
+        with self._lock:
+            now = self._clock()
+            self.accounts = {a.api_key: Account.from_config(a, now) for a in self._config.accounts}
+            self.mark_prices = {ident: inst.price for ident, inst in self.instruments.items()}
+            self._seq = 0
+
+    def ping(self) -> bool:
+        return True
+
+    # -- worker entry point ---------------------------------------------------------------
+
+    def apply_batch(self, commands: list[Command]) -> list[Reply]:
+        with self._lock:
+            return [self._apply(op, args) for op, args in commands]
+
+    def _apply(self, op: str, args: tuple[Any, ...]) -> Reply:
+        fn = self._ops.get(op)
+        if fn is None:
+            return (errors.SERVER_ERROR, f"unknown state command {op!r}")
+        try:
+            return (0, fn(*args))
+        except BybitError as exc:
+            return (exc.code, exc.msg)
+        except Exception as exc:  # a bug must not take the state service down
+            log.exception("state command %s failed", op)
+            return (errors.SERVER_ERROR, f"Server error: {type(exc).__name__}: {exc}")
+
+    # -- commands -------------------------------------------------------------------------
+
+    def secrets(self) -> dict[str, str]:
+        """API key -> secret, for the workers' local HMAC checks."""
+        return {key: acct.secret for key, acct in self.accounts.items()}
+
+    def secret(self, api_key: str) -> str | None:
+        """One key's secret (None if unknown): how a worker checks a key it has not seen."""
+        acct = self.accounts.get(api_key)
+        return acct.secret if acct is not None else None
+
+    def wallet_balance(self, api_key: str, query: dict[str, Any]) -> bytes:
+        """``GET /v5/account/wallet-balance`` result."""
+        account_type = params.required(query, "accountType")
+        if account_type != "UNIFIED":
+            raise errors.params_error("accountType only support UNIFIED.")
+        valuation = self._valuation(self._account(api_key))
+        wanted = params.text(query, "coin")
+        if wanted is None:
+            coins = [c for c in valuation.coins if c.wallet_balance or c.equity]
+        else:
+            names = [name.strip().upper() for name in wanted.split(",") if name.strip()]
+            by_name = {c.coin: c for c in valuation.coins}
+            coins = [by_name.get(n) or _empty_coin(n, self._usd_price(n)) for n in names]
+        return orjson.dumps({"list": [shapes.wallet_account(valuation, coins)]})
+
+    def position_list(self, api_key: str, query: dict[str, Any]) -> bytes:
+        """``GET /v5/position/list`` result."""
+        category = params.category(query, ("linear", "inverse", "option"))
+        symbol = params.text(query, "symbol")
+        settle = params.text(query, "settleCoin")
+        if category in ("linear", "inverse") and symbol is None and settle is None:
+            raise errors.params_error("params error: symbol or settleCoin is required")
+        account = self._account(api_key)
+        items: list[dict[str, Any]] = []
+        if symbol is not None:
+            inst = self.instruments.get((category, symbol))
+            if inst is None:
+                raise errors.params_error(f"params error: symbol invalid: {symbol}")
+            pos = account.positions.get((category, symbol)) or self._flat(category, symbol)
+            items.append(self._position_json(pos, inst))
+        else:
+            for (cat, _sym), pos in sorted(account.positions.items()):
+                inst = self.instruments[(cat, pos.symbol)]
+                if cat == category and pos.size and (settle is None or inst.settle_coin == settle):
+                    items.append(self._position_json(pos, inst))
+        chunk, cursor = params.page(items, query, default=20, maximum=200)
+        return orjson.dumps({"list": chunk, "nextPageCursor": cursor, "category": category})
+
+    # -- state API for tests ----------------------------------------------------------------
+
+    def account_keys(self) -> list[str]:
+        with self._lock:
+            return list(self.accounts)
+
+    def add_account(self, config: AccountConfig) -> None:
+        with self._lock:
+            if config.api_key in self.accounts:
+                raise ValueError(f"account {config.api_key!r} already exists")
+            for p in config.positions:
+                self._instrument(p.category, p.symbol)
+            self.accounts[config.api_key] = Account.from_config(config, self._clock())
+
+    def balances(self, api_key: str) -> dict[str, Decimal]:
+        """Wallet balance per coin (what ``walletBalance`` shows)."""
+        with self._lock:
+            return {c: b.wallet for c, b in self._account(api_key).coins.items()}
+
+    def coin_views(self, api_key: str) -> list[CoinView]:
+        with self._lock:
+            return self._valuation(self._account(api_key)).coins
+
+    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str) -> None:
+        value = to_decimal(amount, f"balance {coin}")
+        if value < 0:
+            raise ValueError("a balance cannot be negative")
+        with self._lock:
+            self._account(api_key).coin(coin.upper()).wallet = value
+
+    def positions(self, api_key: str) -> list[PositionView]:
+        """Open positions (size > 0), marked to the current mark price."""
+        with self._lock:
+            return [p for p in self._valuation(self._account(api_key)).positions if p.size]
+
+    def set_position(
+        self,
+        api_key: str,
+        symbol: str,
+        side: str,
+        size: Decimal | int | str,
+        entry_price: Decimal | int | str,
+        leverage: Decimal | int | str | None = None,
+        category: str = "linear",
+    ) -> None:
+        """Put a position in place behind the client's back; size 0 flattens it."""
+        qty = to_decimal(size, "size")
+        price = to_decimal(entry_price, "entry_price")
+        if side not in ("Buy", "Sell"):
+            raise ValueError("side must be 'Buy' or 'Sell'")
+        if qty < 0 or price <= 0:
+            raise ValueError("size must be >= 0 and entry_price > 0")
+        with self._lock:
+            self._instrument(category, symbol)
+            account = self._account(api_key)
+            now = self._clock()
+            old = account.positions.get((category, symbol))
+            lev = to_decimal(leverage, "leverage") if leverage is not None else (old.leverage if old else Decimal(10))
+            self._seq += 1
+            account.positions[(category, symbol)] = Position(
+                category,
+                symbol,
+                side,
+                qty,
+                price,
+                lev,
+                old.created_ms if old else now,
+                now,
+                self._seq,
+                old.cum_realised_pnl if old else ZERO,
+            )
+
+    def set_mark_price(self, symbol: str, price: Decimal | int | str, category: str = "linear") -> None:
+        with self._lock:
+            self._instrument(category, symbol)
+            self.mark_prices[(category, symbol)] = to_decimal(price, "price")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _account(self, api_key: str) -> Account:
+        account = self.accounts.get(api_key)
+        if account is None:
+            raise BybitError(errors.INVALID_API_KEY, errors.INVALID_API_KEY_MSG)
+        return account
+
+    def _instrument(self, category: str, symbol: str) -> InstrumentConfig:
+        inst = self.instruments.get((category, symbol))
+        if inst is None:
+            raise ValueError(f"unknown instrument {category}/{symbol}")
+        return inst
+
+    def _usd_price(self, coin: str) -> Decimal:
+        if coin in _STABLECOINS:
+            return Decimal(1)
+        for category in ("spot", "linear"):
+            price = self.mark_prices.get((category, f"{coin}USDT"))
+            if price is not None:
+                return price
+        return ZERO
+
+    def _valuation(self, account: Account) -> Valuation:
+        coins = set(account.coins) | {self.instruments[i].settle_coin for i in account.positions}
+        return Valuation(account, self.instruments, self.mark_prices, {c: self._usd_price(c) for c in coins})
+
+    def _flat(self, category: str, symbol: str) -> Position:
+        now = self._clock()
+        return Position(category, symbol, "", ZERO, ZERO, Decimal(10), now, now)
+
+    def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
+        mark = self.mark_prices[(inst.category, inst.symbol)]
+        view = PositionView(
+            pos.category,
+            pos.symbol,
+            pos.side if pos.size else "",
+            pos.size,
+            pos.entry_price,
+            pos.leverage,
+            mark,
+            pos.unrealised_pnl(mark),
+            pos.cum_realised_pnl,
+        )
+        return shapes.position(view, inst, pos.created_ms, pos.updated_ms, pos.seq)
+
+
+def _empty_coin(name: str, usd: Decimal) -> CoinView:
+    return CoinView(name, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, usd)

@@ -1,0 +1,1 @@
+"""REST workers: an httptools ``asyncio.Protocol`` on uvloop, a routing table, Bybit handlers."""

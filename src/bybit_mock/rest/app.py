@@ -1,0 +1,137 @@
+"""Request dispatch: route lookup, parameter parsing, HMAC auth, local or state-backed handlers.
+
+A handler returns either the encoded ``result`` (answered at once, on the loop) or a
+:class:`StateCall` (answered when the state service replies, through the batching client).
+Auth runs in the worker against a local copy of the key -> secret table. A key missing from
+it is looked up in the engine (one batched command) before it is refused, so accounts added
+at run time work at once, and a known key never costs a round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from urllib.parse import unquote
+
+import orjson
+
+from ..bybit import auth, envelope, errors
+from ..bybit.errors import BybitError
+from ..config import MockExchangeConfig
+from ..service.client import Reply, StateClient
+from .protocol import Request, Respond
+
+log = logging.getLogger(__name__)
+
+
+class StateCall(NamedTuple):
+    op: str
+    args: tuple[Any, ...]
+
+
+HandlerResult = bytes | StateCall
+
+
+class Call(NamedTuple):
+    """What a handler sees: parsed params, the authenticated key (if signed), the time."""
+
+    params: dict[str, Any]
+    api_key: str
+    now_ms: int
+    now_ns: int
+
+
+Handler = Callable[[Call], HandlerResult]
+
+
+class Route(NamedTuple):
+    method: str
+    handler: Handler
+    signed: bool
+
+
+def parse_query(query: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        params[unquote(key)] = unquote(value)
+    return params
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise errors.params_error("params error: request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise errors.params_error("params error: request body must be a JSON object")
+    return value
+
+
+class RestApp:
+    def __init__(self, config: MockExchangeConfig, state: StateClient, routes: dict[str, Route]) -> None:
+        self.max_body_bytes = config.max_body_bytes
+        self.state = state
+        self.routes = routes
+        self.secrets: dict[str, str] = {}
+
+    def dispatch(self, request: Request, respond: Respond, key_looked_up: bool = False) -> None:
+        now_ns = time.time_ns()
+        now_ms = now_ns // 1_000_000
+        route = self.routes.get(request.path)
+        if route is None or route.method != request.method:
+            what = "Route not found" if route is None else f"method {request.method} not allowed"
+            body = envelope.error(errors.ROUTE_NOT_FOUND, f"{what}: {request.method} {request.path}", now_ms)
+            respond(404, body)
+            return
+        try:
+            if request.method == "GET":
+                payload = request.query
+                params: dict[str, Any] = parse_query(request.query)
+            else:
+                payload = request.body.decode("utf-8", "replace")
+                params = {}
+            api_key = ""
+            if route.signed:
+                api_key = auth.api_key_of(request.headers) or ""
+                if not api_key:
+                    raise BybitError(errors.INVALID_API_KEY, errors.INVALID_API_KEY_MSG, http_status=401)
+                if api_key not in self.secrets and not key_looked_up:
+                    self._look_up_key(api_key, request, respond)
+                    return
+                auth.verify_rest(request.headers, payload, self.secrets, now_ms)
+            if request.method != "GET":
+                params = parse_body(request.body)
+            result = route.handler(Call(params, api_key, now_ms, now_ns))
+        except BybitError as exc:
+            respond(exc.http_status, envelope.error(exc.code, exc.msg, now_ms))
+            return
+        if isinstance(result, StateCall):
+            self.state.submit(result.op, result.args, lambda reply: _answer(reply, respond))
+        else:
+            respond(200, envelope.ok(result, now_ms))
+
+    def _look_up_key(self, api_key: str, request: Request, respond: Respond) -> None:
+        """A key we have not seen (maybe an account added at run time): ask, then decide."""
+
+        def done(reply: Reply) -> None:
+            code, secret = reply
+            if code == 0 and secret is not None:
+                self.secrets[api_key] = secret
+            self.dispatch(request, respond, key_looked_up=True)
+
+        self.state.submit("secret", (api_key,), done)
+
+
+def _answer(reply: Reply, respond: Respond) -> None:
+    code, value = reply
+    now_ms = time.time_ns() // 1_000_000
+    respond(200, envelope.ok(value, now_ms) if code == 0 else envelope.error(code, value, now_ms))

@@ -1,0 +1,67 @@
+"""The routing table and the handlers of issue-2 endpoints.
+
+Handlers answer locally when the answer is configuration (server time, instruments) and go
+to the state service when it is account state (wallet, positions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..bybit import params, shapes
+from ..config import MockExchangeConfig
+from .account_info import CoinInfo, account_info, query_api
+from .app import Call, HandlerResult, Route, StateCall
+
+
+def market_time(call: Call) -> HandlerResult:
+    return b'{"timeSecond":"%d","timeNano":"%d"}' % (call.now_ns // 1_000_000_000, call.now_ns)
+
+
+class Instruments:
+    """``/v5/market/instruments-info`` from the configured instruments (never changes at run time)."""
+
+    def __init__(self, config: MockExchangeConfig) -> None:
+        self.items: dict[str, list[dict[str, Any]]] = {c: [] for c in ("linear", "inverse", "spot", "option")}
+        for inst in config.instruments:
+            self.items[inst.category].append(shapes.instrument(inst))
+
+    def __call__(self, call: Call) -> HandlerResult:
+        q = call.params
+        category = params.category(q, ("linear", "inverse", "spot", "option"))
+        items = self.items[category]
+        symbol = params.text(q, "symbol")
+        if symbol is not None:
+            items = [i for i in items if i["symbol"] == symbol]
+        status = params.text(q, "status")
+        if status is not None and status != "Trading":
+            items = []  # every configured instrument is Trading; PreLaunch etc. are empty
+        base = params.text(q, "baseCoin")
+        if base is not None and category != "spot":
+            items = [i for i in items if i["baseCoin"] == base]
+        if category == "spot":  # spot is not paginated
+            return orjson.dumps({"category": category, "list": items})
+        chunk, cursor = params.page(items, q, default=500, maximum=1000)
+        return orjson.dumps({"category": category, "list": chunk, "nextPageCursor": cursor})
+
+
+def wallet_balance(call: Call) -> HandlerResult:
+    return StateCall("wallet_balance", (call.api_key, call.params))
+
+
+def position_list(call: Call) -> HandlerResult:
+    return StateCall("position_list", (call.api_key, call.params))
+
+
+def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
+    return {
+        "/v5/market/time": Route("GET", market_time, signed=False),
+        "/v5/market/instruments-info": Route("GET", Instruments(config), signed=False),
+        "/v5/account/wallet-balance": Route("GET", wallet_balance, signed=True),
+        "/v5/position/list": Route("GET", position_list, signed=True),
+        "/v5/account/info": Route("GET", account_info, signed=True),
+        "/v5/user/query-api": Route("GET", query_api, signed=True),
+        "/v5/asset/coin/query-info": Route("GET", CoinInfo(config), signed=True),
+    }

@@ -1,0 +1,1 @@
+"""The state service (a ``multiprocessing`` Manager serving the engine) and its batching client."""

@@ -1,0 +1,76 @@
+"""``MockExchangeState``: read and change the exchange from the test process.
+
+Each method is one call to the state service (a blocking round trip of tens of
+microseconds), made from the caller's thread: fine in tests, never in an event loop's hot path.
+Changes made here are "behind the client's back": the next REST call or stream sees them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .config import AccountConfig, Category, Side
+from .engine.views import CoinView, PositionView
+from .service.manager import ExchangeProxy, connect
+
+
+class MockExchangeState:
+    def __init__(self, address: Any, authkey: bytes) -> None:
+        self._proxy: ExchangeProxy = connect(address, authkey)
+
+    def reset(self) -> None:
+        """Back to the configured start: accounts, balances, positions, prices."""
+        self._proxy.reset()
+
+    def account_keys(self) -> list[str]:
+        keys: list[str] = self._proxy.account_keys()
+        return keys
+
+    def add_account(self, account: AccountConfig) -> None:
+        """Create an account at run time; its key works on REST and WS at once."""
+        self._proxy.add_account(account)
+
+    def balances(self, api_key: str) -> dict[str, Decimal]:
+        """Wallet balance per coin."""
+        result: dict[str, Decimal] = self._proxy.balances(api_key)
+        return result
+
+    def balance(self, api_key: str, coin: str) -> Decimal:
+        return self.balances(api_key).get(coin.upper(), Decimal(0))
+
+    def coins(self, api_key: str) -> list[CoinView]:
+        """Per-coin wallet view: balance, equity, unrealised PnL, margins."""
+        result: list[CoinView] = self._proxy.coin_views(api_key)
+        return result
+
+    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str) -> None:
+        self._proxy.set_balance(api_key, coin, amount)
+
+    def positions(self, api_key: str) -> list[PositionView]:
+        """Open positions marked to the current mark price."""
+        result: list[PositionView] = self._proxy.positions(api_key)
+        return result
+
+    def position(self, api_key: str, symbol: str, category: Category = "linear") -> PositionView | None:
+        for p in self.positions(api_key):
+            if p.symbol == symbol and p.category == category:
+                return p
+        return None
+
+    def set_position(
+        self,
+        api_key: str,
+        symbol: str,
+        side: Side,
+        size: Decimal | int | str,
+        entry_price: Decimal | int | str,
+        *,
+        leverage: Decimal | int | str | None = None,
+        category: Category = "linear",
+    ) -> None:
+        """Put a position in place (size 0 closes it)."""
+        self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category)
+
+    def set_mark_price(self, symbol: str, price: Decimal | int | str, category: Category = "linear") -> None:
+        self._proxy.set_mark_price(symbol, price, category)

@@ -1,0 +1,1 @@
+"""WebSocket workers: picows listeners for the public, private (and later trade) channels."""

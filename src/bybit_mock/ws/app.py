@@ -1,0 +1,83 @@
+"""The WS worker's shared state and its listener factory (the factory is the router).
+
+Paths: ``/v5/public/{linear,spot,inverse,option}`` and ``/v5/private``; anything else is
+refused with 404 before the upgrade. Query strings (e.g. ``?max_active_time=1m``) are
+accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from picows import WSUpgradeRequest
+
+from ..config import MockExchangeConfig
+from ..service.client import Reply, StateClient
+from .listeners import BaseListener, PrivateListener, PublicListener
+from .topics import PublicTopics
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = {f"/v5/public/{c}": c for c in ("linear", "spot", "inverse", "option")}
+
+
+class WsApp:
+    def __init__(self, config: MockExchangeConfig, state: StateClient) -> None:
+        self.config = config
+        self.state = state
+        self.public_topics = PublicTopics(config)
+        self.secrets: dict[str, str] = {}
+        #: topic -> listeners subscribed to it on this worker (the fan-out index)
+        self.subscribers: dict[tuple[str, str], set[BaseListener]] = {}
+        #: api key -> authenticated private connections on this worker
+        self.private: dict[str, set[PrivateListener]] = {}
+
+    def listener_factory(self, request: WSUpgradeRequest) -> Any:
+        path = request.path.decode("latin-1").split("?", 1)[0]
+        category = PUBLIC_PATHS.get(path)
+        if category is not None:
+            return PublicListener(self, category)
+        if path == "/v5/private":
+            return PrivateListener(self)
+        return None  # picows answers 404
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def hub_subscribe(self, listener: PublicListener, topics: list[str]) -> None:
+        for topic in topics:
+            self.subscribers.setdefault((listener.category, topic), set()).add(listener)
+
+    def hub_unsubscribe(self, listener: PublicListener, topics: list[str] | None = None) -> None:
+        for topic in topics if topics is not None else list(listener.topics):
+            subs = self.subscribers.get((listener.category, topic))
+            if subs is not None:
+                subs.discard(listener)
+                if not subs:
+                    del self.subscribers[(listener.category, topic)]
+
+    def private_authenticated(self, listener: PrivateListener) -> None:
+        assert listener.api_key is not None
+        self.private.setdefault(listener.api_key, set()).add(listener)
+
+    def private_disconnected(self, listener: PrivateListener) -> None:
+        if listener.api_key is not None:
+            conns = self.private.get(listener.api_key)
+            if conns is not None:
+                conns.discard(listener)
+                if not conns:
+                    del self.private[listener.api_key]
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    def look_up_key(self, api_key: str, then: Callable[[], None]) -> None:
+        """Ask the engine for a key this worker has not seen, then run ``then``."""
+
+        def done(reply: Reply) -> None:
+            code, secret = reply
+            if code == 0 and secret is not None:
+                self.secrets[api_key] = secret
+            then()
+
+        self.state.submit("secret", (api_key,), done)

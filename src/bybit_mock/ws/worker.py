@@ -1,0 +1,35 @@
+"""WebSocket worker process: picows on uvloop, one ``SO_REUSEPORT`` port shared by all WS workers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+
+from picows import ws_create_server
+
+from ..service.client import StateClient
+from ..worker import WorkerSpec, fetch_secrets, reuseport_socket, run_worker
+from .app import WsApp
+
+
+async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[None]]:
+    app = WsApp(spec.config, state)
+    app.secrets = await fetch_secrets(state)
+    sock = reuseport_socket(spec.config.host, spec.port)
+    server = await ws_create_server(
+        app.listener_factory,
+        sock=sock,
+        max_frame_size=spec.config.max_ws_frame_bytes,
+        websocket_handshake_timeout=5,
+        enable_auto_pong=True,  # RFC 6455 pings (pybit's websocket-client sends them every 20 s)
+        backlog=4096,
+    )
+
+    async def shutdown() -> None:
+        server.close()
+
+    return shutdown
+
+
+def main(spec: WorkerSpec, ready: Connection) -> None:
+    run_worker(spec, ready, serve)

@@ -1,0 +1,109 @@
+"""End-to-end tests run against the real multiprocess mock (the plugin's ``bybit_mock`` fixture).
+
+Helpers here speak raw HTTP and sign requests by hand, so tests can send exactly the bytes
+they mean (bad signatures, stale timestamps, pipelined or malformed requests).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import orjson
+import pytest
+from pybit.unified_trading import HTTP
+
+from bybit_mock import MockExchange
+from bybit_mock.bybit import auth
+
+pytestmark = pytest.mark.e2e
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def pybit_http(ex: MockExchange, **kwargs: Any) -> HTTP:
+    """pybit's HTTP pointed at the mock; retry_codes={0} disables pybit's auto-retry."""
+    kwargs.setdefault("api_key", ex.api_key)
+    kwargs.setdefault("api_secret", ex.api_secret)
+    session = HTTP(retry_codes={0}, **kwargs)
+    session.endpoint = ex.rest_url
+    return session
+
+
+class RawHttp:
+    """A keep-alive HTTP/1.1 connection that sends exact bytes and reads exact responses."""
+
+    def __init__(self, ex: MockExchange) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", ex.rest_port), timeout=5)
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_response(self) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before a response")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        length = int(headers["content-length"])
+        while len(self.buf) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed mid-body")
+            self.buf += chunk
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, headers, body
+
+    def is_closed(self) -> bool:
+        self.sock.settimeout(2)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def get_request(path: str, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def signed_get(
+    ex: MockExchange,
+    path: str,
+    query: str,
+    *,
+    ts: int | None = None,
+    secret: str | None = None,
+    key: str | None = None,
+    recv_window: int = 5000,
+) -> bytes:
+    headers = auth.rest_headers(
+        key or ex.api_key, secret or ex.api_secret, query, now_ms() if ts is None else ts, recv_window
+    )
+    return get_request(f"{path}?{query}" if query else path, headers)
+
+
+@pytest.fixture
+def raw(bybit_mock: MockExchange) -> Any:
+    conn = RawHttp(bybit_mock)
+    yield conn
+    conn.close()
+
+
+def envelope(body: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(body)
+    assert set(data) == {"retCode", "retMsg", "result", "retExtInfo", "time"}
+    assert isinstance(data["time"], int)
+    return data

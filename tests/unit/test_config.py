@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bybit_mock import AccountConfig, ConfigError, MockExchangeConfig
+from bybit_mock.config import DEMO_API_KEY
+
+GOOD = """
+[server]
+rest_workers = 2
+ws_workers = 1
+rest_port = 0
+log_level = "INFO"
+
+[[accounts]]
+api_key = "alice"
+api_secret = "alice-secret"
+balances = { USDT = 2500.5, btc = "0.1" }
+positions = [ { symbol = "BTCUSDT", side = "Buy", size = "0.01", entry_price = 60000, leverage = 5 } ]
+
+[[instruments]]
+symbol = "SOLUSDT"
+category = "linear"
+base_coin = "SOL"
+quote_coin = "USDT"
+price = 150
+tick_size = "0.01"
+qty_step = "0.1"
+min_qty = "0.1"
+max_qty = "79770.0"
+
+[[instruments]]
+symbol = "BTCUSDT"
+base_coin = "BTC"
+quote_coin = "USDT"
+price = 65000
+tick_size = "0.10"
+qty_step = "0.001"
+min_qty = "0.001"
+max_qty = "1190"
+"""
+
+
+def test_default_has_demo_account_and_instruments() -> None:
+    cfg = MockExchangeConfig.default()
+    assert cfg.accounts[0].api_key == DEMO_API_KEY
+    assert cfg.accounts[0].balances == {"USDT": Decimal("100000")}
+    assert {(i.category, i.symbol) for i in cfg.instruments} == {
+        ("linear", "BTCUSDT"),
+        ("linear", "ETHUSDT"),
+        ("spot", "BTCUSDT"),
+        ("spot", "ETHUSDT"),
+    }
+    assert MockExchangeConfig().accounts == []
+
+
+def test_toml_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "mock.toml"
+    path.write_text(GOOD)
+    cfg = MockExchangeConfig.from_toml(path)
+    assert cfg.rest_workers == 2 and cfg.log_level == "INFO"
+    acct = cfg.accounts[0]
+    assert acct.balances == {"USDT": Decimal("2500.5"), "BTC": Decimal("0.1")}
+    assert acct.positions[0].leverage == 5 and acct.positions[0].entry_price == 60000
+    assert [i.symbol for i in cfg.instruments] == ["SOLUSDT", "BTCUSDT"]
+    assert cfg.instruments[1].price_scale == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[server]\nrest_workers = 0", "rest_workers"),
+        ("[server]\nrest_port = 70000", "rest_port"),
+        ("[server]\nbogus = 1", "unknown key"),
+        ("[server]\nrest_workers = 'two'", "expected int"),
+        ("nonsense = 1", "unknown top-level"),
+        ("[[accounts]]\napi_key = 'a'", "api_secret"),
+        ("[[accounts]]\napi_key = 'a'\napi_secret = 'b'\nbalances = { USDT = 'lots' }", "not a number"),
+        ("[[accounts]]\napi_key = 'a'\napi_secret = 'b'\nbalances = { USDT = -1 }", ">= 0"),
+        (
+            "[[accounts]]\napi_key='a'\napi_secret='b'\npositions=[{symbol='XUSDT',side='Buy',size=1,entry_price=1}]",
+            "unknown instrument",
+        ),
+        (
+            "[[accounts]]\napi_key='a'\napi_secret='b'\npositions=[{symbol='BTCUSDT',side='Long',size=1,entry_price=1}]",
+            "side",
+        ),
+        ("[[instruments]]\nsymbol='X'\nbase_coin='X'\nquote_coin='USDT'\nprice=1", "tick_size"),
+        ("this is = not toml [", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        MockExchangeConfig.from_toml(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        MockExchangeConfig.from_toml("/nonexistent/x.toml")
+
+
+def test_builders_chain() -> None:
+    acct = AccountConfig("k", "s").with_balance("usdc", 3).with_position("BTCUSDT", "Sell", "1", "1")
+    cfg = MockExchangeConfig().with_account(acct)
+    assert cfg.accounts[0].balances == {"USDC": Decimal(3)}
+    with pytest.raises(ConfigError, match="share"):
+        cfg.with_account(AccountConfig("k", "s2"))
