@@ -252,6 +252,8 @@ class MockExchangeConfig:
     max_body_bytes: int = 1 << 20
     #: Largest WebSocket frame a client may send (Bybit caps a subscribe's args at 21 000 chars).
     max_ws_frame_bytes: int = 64 << 10
+    #: Unsent bytes a WS connection may hold before it counts as a slow consumer and is dropped.
+    ws_max_buffer_bytes: int = 4 << 20
     #: Seconds the supervisor waits for every process to report ready.
     start_timeout: float = 30.0
     log_level: str = "WARNING"

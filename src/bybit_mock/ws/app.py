@@ -7,6 +7,7 @@ accepted and ignored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from picows import WSUpgradeRequest
 
 from ..config import MockExchangeConfig
 from ..service.client import Reply, StateClient
+from .fanout import FanOut
 from .listeners import BaseListener, PrivateListener, PublicListener
 from .topics import PublicTopics
 
@@ -24,9 +26,11 @@ PUBLIC_PATHS = {f"/v5/public/{c}": c for c in ("linear", "spot", "inverse", "opt
 
 
 class WsApp:
-    def __init__(self, config: MockExchangeConfig, state: StateClient) -> None:
+    def __init__(self, config: MockExchangeConfig, state: StateClient, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.state = state
+        self.fanout = FanOut(loop, config.ws_max_buffer_bytes)
+        self.connections = 0
         self.public_topics = PublicTopics(config)
         self.secrets: dict[str, str] = {}
         #: topic -> listeners subscribed to it on this worker (the fan-out index)

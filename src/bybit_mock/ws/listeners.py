@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
 from ..bybit import auth
 from . import messages
+from .fanout import Outbox
 from .topics import PRIVATE_TOPICS
 
 if TYPE_CHECKING:
@@ -46,17 +47,29 @@ class BaseListener(WSListener):
         self.app = app
         self.conn_id = new_conn_id()
         self.transport: WSTransport | None = None
+        self.outbox: Outbox | None = None
         self.topics: set[str] = set()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.outbox = Outbox(transport.underlying_transport, f"{type(self).__name__} {self.conn_id}", self.drop)
+        self.app.connections += 1
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.transport = None
+        self.app.connections -= 1
+        if self.outbox is not None:
+            self.outbox.detach()
 
     def send(self, payload: bytes) -> None:
+        """Everything this connection is sent goes through the fan-out, in order."""
+        if self.outbox is not None:
+            self.app.fanout.send(self.outbox, payload)
+
+    def drop(self, reason: str) -> None:
+        """Cut the connection at once (slow consumer, scripted drop)."""
         if self.transport is not None:
-            self.transport.send(WSMsgType.TEXT, payload)
+            self.transport.disconnect(graceful=False)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -98,6 +111,10 @@ class PublicListener(BaseListener):
     def __init__(self, app: WsApp, category: str) -> None:
         super().__init__(app)
         self.category = category
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        super().on_ws_disconnected(transport)
+        self.app.hub_unsubscribe(self)
 
     def ack(self, op: str, req_id: Any, ok: bool, ret_msg: str, topics: list[str]) -> None:
         self.send(messages.public_ack(self.category, op, self.conn_id, req_id, ok, ret_msg, topics))
@@ -213,8 +230,3 @@ class PrivateListener(BaseListener):
             return
         self.topics.update(topics)
         self.send(messages.private_ack("subscribe", self.conn_id, req_id, True, ""))
-
-
-def close_policy_violation(transport: WSTransport, reason: str) -> None:
-    transport.send_close(WSCloseCode.POLICY_VIOLATION, reason.encode())
-    transport.disconnect()

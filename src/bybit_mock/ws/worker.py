@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 
@@ -13,7 +14,7 @@ from .app import WsApp
 
 
 async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[None]]:
-    app = WsApp(spec.config, state)
+    app = WsApp(spec.config, state, asyncio.get_running_loop())
     app.secrets = await fetch_secrets(state)
     sock = reuseport_socket(spec.config.host, spec.port)
     server = await ws_create_server(
@@ -23,6 +24,7 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
         websocket_handshake_timeout=5,
         enable_auto_pong=True,  # RFC 6455 pings (pybit's websocket-client sends them every 20 s)
         backlog=4096,
+        read_buffer_init_size=1024,  # clients send little; keeps an idle connection's memory small
     )
 
     async def shutdown() -> None:

@@ -1,0 +1,121 @@
+"""Fan-out: every frame is built once and written once per connection per loop tick.
+
+Why not ``WSTransport.send`` per message and subscriber? A send is a syscall; one per frame
+caps a worker near 0.1 M frames/s, while joining the frames a connection is owed and writing
+them in one call reaches well over 1 M frames/s on the same core (``DESIGN.md``, section 1).
+Server-to-client frames are unmasked, so one pre-built frame is valid for every subscriber.
+
+Rules:
+
+* **One path for everything a connection is sent.** Acks, pongs, snapshots and stream data
+  all go through :meth:`FanOut.send`, so a snapshot can never overtake the ack that
+  announced it. (picows itself only writes RFC 6455 control frames: pongs and close.)
+* **Whole frames only** are written to the socket, so control frames picows writes in
+  between cannot split a data frame.
+* **Bounded memory.** Before a write, a connection whose socket write buffer already holds
+  more than ``max_buffer`` bytes is a consumer that fell behind: it is disconnected with a
+  logged reason instead of being allowed to grow the worker's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+_FIN_TEXT = 0x81
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final text frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FIN_TEXT, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", _FIN_TEXT, 126, size) + payload
+    return struct.pack("!BBQ", _FIN_TEXT, 127, size) + payload
+
+
+class RawTransport(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
+
+
+class Outbox:
+    """What one connection is owed this tick."""
+
+    __slots__ = ("close", "dropped", "frames", "name", "raw")
+
+    def __init__(self, raw: RawTransport, name: str, close: Any) -> None:
+        self.raw: RawTransport | None = raw
+        self.frames: list[bytes] = []
+        self.name = name
+        self.close = close  # called with a reason when the consumer is dropped
+        self.dropped = False
+
+    def detach(self) -> None:
+        self.raw = None
+        self.frames.clear()
+
+
+class FanOut:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_buffer: int) -> None:
+        self._loop = loop
+        self._max_buffer = max_buffer
+        self._dirty: list[Outbox] = []
+        self._scheduled = False
+        self.frames_delivered = 0
+        self.writes = 0
+        self.slow_consumers_dropped = 0
+
+    def send(self, box: Outbox, payload: bytes) -> None:
+        """Queue one message for one connection."""
+        self.send_frame(box, text_frame(payload))
+
+    def send_frame(self, box: Outbox, frame: bytes) -> None:
+        if box.raw is None:
+            return
+        if not box.frames:
+            self._dirty.append(box)
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self.flush)
+        box.frames.append(frame)
+
+    def publish(self, boxes: Iterable[Outbox], payload: bytes) -> None:
+        """Queue one message for many connections: encoded and framed once."""
+        frame = text_frame(payload)
+        for box in boxes:
+            self.send_frame(box, frame)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limit = self._max_buffer
+        for box in dirty:
+            raw = box.raw
+            frames = box.frames
+            if raw is None or not frames:
+                continue
+            if raw.is_closing():
+                box.detach()
+                continue
+            buffered = raw.get_write_buffer_size()
+            if buffered > limit:
+                self.slow_consumers_dropped += 1
+                reason = f"slow consumer: {buffered} bytes unsent (limit {limit}), {len(frames)} frames pending"
+                log.warning("dropping %s: %s", box.name, reason)
+                box.dropped = True
+                box.detach()
+                box.close(reason)
+                continue
+            count = len(frames)
+            raw.write(frames[0] if count == 1 else b"".join(frames))
+            frames.clear()
+            self.frames_delivered += count
+            self.writes += 1
