@@ -24,9 +24,11 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -47,6 +49,35 @@ STOP_GRACE = 3.0
 #: A worker that dies this many times within RESTART_WINDOW seconds is restarted with a pause.
 RESTART_BURST = 5
 RESTART_WINDOW = 10.0
+
+
+_SPAWN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _children_skip_main() -> Iterator[None]:
+    """Spawn without making the child re-import the caller's ``__main__``.
+
+    ``spawn`` normally re-runs the parent's main script in every child so that pickled
+    references to it resolve. Our children need nothing from it (their targets and arguments
+    are all ``bybit_mock`` objects), and re-running it breaks scripts that start the mock at
+    top level without an ``if __name__ == "__main__":`` guard, or code piped to ``python -``.
+    multiprocessing reads ``__main__.__spec__`` and ``__main__.__file__`` synchronously in
+    ``Process.start()``, so hiding them for that moment is enough.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    with _SPAWN_LOCK:
+        saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
 
 
 class StartError(RuntimeError):
@@ -97,7 +128,8 @@ class Supervisor:
     def _start(self) -> None:
         cfg = self.config
         manager = StateManager(authkey=self.authkey, ctx=self._ctx)
-        manager.start(init_state_service, (cfg, os.getpid()))
+        with _children_skip_main():
+            manager.start(init_state_service, (cfg, os.getpid()))
         self._manager = manager
         try:
             rest_sock = reuseport_socket(cfg.host, cfg.rest_port)
@@ -128,7 +160,8 @@ class Supervisor:
         process = self._ctx.Process(
             target=worker.main, args=(worker.spec, writer), name=f"bybit-mock-{worker.spec.name}", daemon=True
         )
-        process.start()
+        with _children_skip_main():
+            process.start()
         writer.close()
         worker.process = process
         return reader

@@ -194,3 +194,30 @@ def test_cli_help() -> None:
     assert proc.returncode == 0
     for flag in ("--config", "--host", "--rest-port", "--ws-port", "--rest-workers", "--ws-workers"):
         assert flag in proc.stdout
+
+
+UNGUARDED = """
+import urllib.request
+from bybit_mock import MockExchange
+with MockExchange() as ex:
+    print(urllib.request.urlopen(ex.rest_url + "/v5/market/time").status)
+"""
+
+
+@pytest.mark.parametrize("via", ["script", "stdin"])
+def test_script_without_main_guard_works(tmp_path: Path, via: str) -> None:
+    # spawn would normally re-run the caller's main module in every child
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    cmd = [sys.executable, str(script)] if via == "script" else [sys.executable, "-"]
+    proc = subprocess.run(
+        cmd,
+        input=None if via == "script" else UNGUARDED,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "200"
