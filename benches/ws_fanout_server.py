@@ -39,7 +39,7 @@ def payloads(batch: int, size: int) -> list[bytes]:
 
 
 async def serve_picows(mode: str, batch: int, size: int, seconds: float) -> None:
-    from picows import WSListener, WSTransport, ws_create_server
+    from picows import WSListener, WSTransport, ws_create_server  # noqa: PLC0415 - only the mode in use is imported
 
     loop = asyncio.get_running_loop()
     fan = FanOut(loop, max_buffer=1 << 30)
@@ -84,7 +84,7 @@ async def serve_picows(mode: str, batch: int, size: int, seconds: float) -> None
 
 
 async def serve_websockets(batch: int, size: int, seconds: float) -> None:
-    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.asyncio.server import ServerConnection, broadcast, serve  # noqa: PLC0415
 
     conns: set[ServerConnection] = set()
 

@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from .market.config import MarketConfig, SymbolMarketConfig
+
 Category = Literal["linear", "inverse", "spot", "option"]
 Side = Literal["Buy", "Sell"]
 
@@ -243,6 +245,8 @@ class MockExchangeConfig:
 
     accounts: list[AccountConfig] = field(default_factory=list)
     instruments: list[InstrumentConfig] = field(default_factory=default_instruments)
+    #: Market data: sources, seeds and stream rates (defaults: synthetic, Bybit-like rates).
+    market: MarketConfig = field(default_factory=MarketConfig)
     host: str = "127.0.0.1"
     rest_port: int = 0
     ws_port: int = 0
@@ -299,6 +303,7 @@ class MockExchangeConfig:
             seen.add(ident)
             if inst.category not in CATEGORIES:
                 raise ConfigError(f"instrument {inst.symbol}: unknown category {inst.category!r}")
+        _validate_market(self.market, seen)
         for acct in self.accounts:
             for pos in acct.positions:
                 if (pos.category, pos.symbol) not in seen:
@@ -324,6 +329,7 @@ class MockExchangeConfig:
     def from_mapping(cls, data: Mapping[str, Any]) -> MockExchangeConfig:
         data = dict(data)
         server = _table(data.pop("server", {}), "server")
+        market = _market_from(_table(data.pop("market", {}), "market"))
         accounts = [_account_from(a) for a in _list(data.pop("accounts", []), "accounts")]
         instruments_raw = data.pop("instruments", None)
         instruments = (
@@ -333,7 +339,7 @@ class MockExchangeConfig:
         )
         if data:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
-        known = {f.name for f in fields(cls)} - {"accounts", "instruments"}
+        known = {f.name for f in fields(cls)} - {"accounts", "instruments", "market"}
         unknown = set(server) - known
         if unknown:
             raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
@@ -343,7 +349,7 @@ class MockExchangeConfig:
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ConfigError(f"[server] {name}: expected {expected.__name__}, got {raw!r}")
             server[name] = value
-        return cls(accounts=accounts, instruments=instruments, **server)
+        return cls(accounts=accounts, instruments=instruments, market=market, **server)
 
 
 def _table(value: object, what: str) -> dict[str, Any]:
@@ -437,3 +443,91 @@ def _instrument_from(raw: object) -> InstrumentConfig:
         if kwargs[name] <= 0:
             raise ConfigError(f"instrument {symbol}: {name} must be > 0")
     return InstrumentConfig(symbol, category, base, quote, **kwargs)  # type: ignore[arg-type]
+
+
+MAX_STREAM_RATE = 100_000.0
+BOOK_DEPTHS = {"option": (25, 100)}
+FUTURES_BOOK_DEPTHS = (1, 50, 200, 1000)
+
+
+def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for sm in market.symbols:
+        what = f"market symbol {sm.category}/{sm.symbol}"
+        if (sm.category, sm.symbol) not in instruments:
+            raise ConfigError(f"{what}: no such instrument (add it to [[instruments]])")
+        if (sm.category, sm.symbol) in seen:
+            raise ConfigError(f"{what}: defined twice")
+        seen.add((sm.category, sm.symbol))
+        if sm.source not in ("synthetic", "replay"):
+            raise ConfigError(f"{what}: source must be 'synthetic' or 'replay', got {sm.source!r}")
+        rates = {"trade_rate": sm.trade_rate, "kline_rate": sm.kline_rate, "ticker_rate": sm.effective_ticker_rate}
+        rates |= {f"book_rates.{d}": r for d, r in sm.book_rates.items()}
+        if sm.replay_rate is not None:
+            rates["replay_rate"] = sm.replay_rate
+        for name, rate in rates.items():
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_STREAM_RATE:
+                raise ConfigError(f"{what}: {name} must be a number from 0 to {MAX_STREAM_RATE:.0f} messages/s")
+        depths = BOOK_DEPTHS.get(sm.category, FUTURES_BOOK_DEPTHS)
+        for depth in sm.book_rates:
+            if depth not in depths:
+                raise ConfigError(f"{what}: order book depth {depth} does not exist (use {depths})")
+        if not isinstance(sm.levels, int) or sm.levels < 1:
+            raise ConfigError(f"{what}: levels must be an integer >= 1")
+        if sm.speed <= 0:
+            raise ConfigError(f"{what}: speed must be > 0")
+        if sm.source == "replay":
+            if not sm.replay_file:
+                raise ConfigError(f"{what}: source 'replay' needs replay_file")
+            if not Path(sm.replay_file).is_file():
+                raise ConfigError(f"{what}: replay_file not found: {sm.replay_file}")
+
+
+_SYMBOL_MARKET_NUMBERS = ("trade_rate", "ticker_rate", "kline_rate", "order_notional", "replay_rate", "speed")
+
+
+def _market_from(table: dict[str, Any]) -> MarketConfig:
+    market = MarketConfig()
+    seed = table.pop("seed", market.seed)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError("[market] seed: expected an integer")
+    market.seed = seed
+    tesser = table.pop("tesser_compat", False)
+    if not isinstance(tesser, bool):
+        raise ConfigError("[market] tesser_compat: expected true or false")
+    market.tesser_compat = tesser
+    for raw in _list(table.pop("symbols", []), "market.symbols"):
+        t = _table(raw, "market.symbols")
+        symbol = _str(t, "symbol", "[[market.symbols]]").upper()
+        what = f"[[market.symbols]] {symbol}"
+        sm = SymbolMarketConfig(symbol=symbol, category=_str(t, "category", what, "linear"))
+        sm.source = _str(t, "source", what, "synthetic")  # type: ignore[assignment]  # validated later
+        for name in _SYMBOL_MARKET_NUMBERS:
+            if name in t:
+                value = t.pop(name)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{what}: {name} must be a number")
+                setattr(sm, name, float(value))
+        for name in ("levels", "seed"):
+            if name in t:
+                value = t.pop(name)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{what}: {name} must be an integer")
+                setattr(sm, name, value)
+        if "loop" in t:
+            loop = t.pop("loop")
+            if not isinstance(loop, bool):
+                raise ConfigError(f"{what}: loop must be true or false")
+            sm.loop = loop
+        if "replay_file" in t:
+            sm.replay_file = _str(t, "replay_file", what)
+        if "book_rates" in t:
+            rates = _table(t.pop("book_rates"), f"{what} book_rates")
+            try:
+                sm.book_rates = {int(depth): float(rate) for depth, rate in rates.items()}
+            except (TypeError, ValueError):
+                raise ConfigError(f"{what}: book_rates must map depths to rates, e.g. {{ 50 = 50 }}") from None
+        _no_extra(t, what)
+        market.symbols.append(sm)
+    _no_extra(table, "[market]")
+    return market

@@ -73,4 +73,21 @@ class MockExchangeState:
         self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category)
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: Category = "linear") -> None:
+        """Jump the market to ``price``: book, streams, matching and mark price move together.
+
+        The market goes on moving from there unless it is frozen (:meth:`freeze_market`).
+        """
         self._proxy.set_mark_price(symbol, price, category)
+
+    set_price = set_mark_price
+
+    def freeze_market(self, symbol: str | None = None, category: Category | None = None) -> None:
+        """Hold markets still (all by default): no trades, no book changes, silent streams.
+
+        Subscribers get a fresh snapshot; prices stay where they are or where
+        :meth:`set_mark_price` puts them. :meth:`thaw_market` and :meth:`reset` undo it.
+        """
+        self._proxy.freeze_market(category, symbol, True)
+
+    def thaw_market(self, symbol: str | None = None, category: Category | None = None) -> None:
+        self._proxy.freeze_market(category, symbol, False)

@@ -35,10 +35,12 @@ def test_wallet_balance_and_state_changes(bybit_mock: MockExchange) -> None:
     # change the state behind the client's back; the next call sees it
     bybit_mock.state.set_balance(bybit_mock.api_key, "USDT", "1234.5")
     bybit_mock.state.set_balance(bybit_mock.api_key, "BTC", "0.5")
+    bybit_mock.state.freeze_market()
+    bybit_mock.state.set_mark_price("BTCUSDT", 65000, category="spot")
     coins = {c["coin"]: c for c in session.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]["coin"]}
     assert coins["USDT"]["walletBalance"] == "1234.5"
     assert coins["BTC"]["walletBalance"] == "0.5"
-    assert coins["BTC"]["usdValue"] == "32500"  # 0.5 BTC at the 65000 reference price
+    assert coins["BTC"]["usdValue"] == "32500"  # 0.5 BTC at the price just set
     assert bybit_mock.state.balances(bybit_mock.api_key) == {"USDT": Decimal("1234.5"), "BTC": Decimal("0.5")}
 
 

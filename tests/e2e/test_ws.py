@@ -18,9 +18,12 @@ from bybit_mock.bybit.auth import ws_auth_signature
 
 
 async def ask(ws: ClientConnection, msg: dict[str, Any] | bytes | str) -> dict[str, Any]:
+    """Send, then return the next control reply (stream data on subscribed topics is skipped)."""
     await ws.send(msg if isinstance(msg, bytes | str) else orjson.dumps(msg).decode())
-    reply: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-    return reply
+    while True:
+        reply: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        if "topic" not in reply:
+            return reply
 
 
 def auth_msg(

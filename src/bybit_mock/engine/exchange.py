@@ -28,7 +28,9 @@ import orjson
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
+from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
+from .events import EventLog
 from .views import CoinView, PositionView
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,11 @@ class Exchange:
             "secret": self.secret,
             "wallet_balance": self.wallet_balance,
             "position_list": self.position_list,
+            "market_models": self.market_models,
         }
         self.accounts: dict[str, Account] = {}
-        self.mark_prices: dict[tuple[str, str], Decimal] = {}
+        self.events = EventLog()
+        self.markets = Markets([], config.market, 0)
         self._seq = 0
         self.reset()
 
@@ -73,11 +77,41 @@ class Exchange:
         with self._lock:
             now = self._clock()
             self.accounts = {a.api_key: Account.from_config(a, now) for a in self._config.accounts}
-            self.mark_prices = {ident: inst.price for ident, inst in self.instruments.items()}
+            # A market whose price was set restarts from its configured start (every WS worker
+            # reloads it on the event below); the others keep streaming, so a reset between
+            # tests costs microseconds, not a rebuild of every 2 x 1000-level book.
+            if not self.markets.models:
+                self.markets = Markets(list(self.instruments.values()), self._config.market, now * 1_000_000)
+            elif self.markets.rebuild_changed(now * 1_000_000):
+                self.events.append("market_reload", None)
             self._seq = 0
 
     def ping(self) -> bool:
         return True
+
+    # -- market -----------------------------------------------------------------------------
+
+    def advance_markets(self) -> None:
+        """Bring every market model to now (the state service's clock thread calls this)."""
+        with self._lock:
+            self.markets.advance(self._clock() * 1_000_000)
+
+    @property
+    def mark_prices(self) -> dict[tuple[str, str], Decimal]:
+        self.markets.advance(self._clock() * 1_000_000)
+        return self.markets.mark_prices()
+
+    def market_models(self) -> tuple[int, list[Any]]:
+        """The event cursor and a copy of every model, as of now: how a WS worker starts."""
+        self.markets.advance(self._clock() * 1_000_000)
+        return self.events.cursor, list(self.markets)
+
+    def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[tuple[str, Any]]]:
+        """Long-poll the event log (never under the engine lock: see ``events.py``)."""
+        return self.events.wait(cursor, min(max(timeout, 0.0), 30.0))
+
+    def event_cursor(self) -> int:
+        return self.events.cursor
 
     # -- worker entry point ---------------------------------------------------------------
 
@@ -219,9 +253,30 @@ class Exchange:
             )
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: str = "linear") -> None:
+        """Jump the market to ``price``: the book, the streams and the mark price move together."""
+        value = to_decimal(price, "price")
+        if value <= 0:
+            raise ValueError("price must be > 0")
         with self._lock:
             self._instrument(category, symbol)
-            self.mark_prices[(category, symbol)] = to_decimal(price, "price")
+            model = self.markets.get(category, symbol)
+            assert model is not None
+            model.advance(self._clock() * 1_000_000)
+            model.set_price(value)
+            self.markets.changed.add((category, symbol))
+            self.events.append("market_reload", (category, symbol))
+
+    set_price = set_mark_price
+
+    def freeze_market(self, category: str | None = None, symbol: str | None = None, frozen: bool = True) -> None:
+        """Stop (or restart) the markets' own movement: book, prices and streams hold still.
+
+        Prices set with :meth:`set_mark_price` then stay exactly where they were put, which is
+        what a test asserting on PnL or fills at a known price needs. ``reset()`` thaws.
+        """
+        with self._lock:
+            self.markets.freeze(self.markets.select(category, symbol), frozen, self._clock() * 1_000_000)
+            self.events.append("market_reload", None)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -237,25 +292,28 @@ class Exchange:
             raise ValueError(f"unknown instrument {category}/{symbol}")
         return inst
 
-    def _usd_price(self, coin: str) -> Decimal:
+    def _usd_price(self, coin: str, marks: dict[tuple[str, str], Decimal] | None = None) -> Decimal:
         if coin in _STABLECOINS:
             return Decimal(1)
+        marks = self.mark_prices if marks is None else marks
         for category in ("spot", "linear"):
-            price = self.mark_prices.get((category, f"{coin}USDT"))
+            price = marks.get((category, f"{coin}USDT"))
             if price is not None:
                 return price
         return ZERO
 
     def _valuation(self, account: Account) -> Valuation:
         coins = set(account.coins) | {self.instruments[i].settle_coin for i in account.positions}
-        return Valuation(account, self.instruments, self.mark_prices, {c: self._usd_price(c) for c in coins})
+        marks = self.mark_prices
+        return Valuation(account, self.instruments, marks, {c: self._usd_price(c, marks) for c in coins})
 
     def _flat(self, category: str, symbol: str) -> Position:
         now = self._clock()
         return Position(category, symbol, "", ZERO, ZERO, Decimal(10), now, now)
 
     def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
-        mark = self.mark_prices[(inst.category, inst.symbol)]
+        model = self.markets.get(inst.category, inst.symbol)
+        mark = model.mark_price() if model is not None else inst.price
         view = PositionView(
             pos.category,
             pos.symbol,

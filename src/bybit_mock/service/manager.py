@@ -34,7 +34,15 @@ EXPOSED = (
     "positions",
     "set_position",
     "set_mark_price",
+    "set_price",
+    "freeze_market",
+    "wait_events",
+    "event_cursor",
 )
+
+#: How often the state service brings the market models to now (so matching never has a long
+#: backlog of stream events to catch up on).
+MARKET_CLOCK_INTERVAL = 0.01
 
 _exchange: Exchange | None = None
 
@@ -74,6 +82,19 @@ def init_state_service(config: MockExchangeConfig, parent_pid: int) -> None:
     )
     _exchange = Exchange(config)
     watch_parent(parent_pid)
+    run_market_clock(_exchange)
+
+
+def run_market_clock(exchange: Exchange, interval: float = MARKET_CLOCK_INTERVAL) -> None:
+    def run() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                exchange.advance_markets()
+            except Exception:  # pragma: no cover - a model bug must not stop the clock
+                logging.getLogger(__name__).exception("market clock failed")
+
+    threading.Thread(target=run, name="market-clock", daemon=True).start()
 
 
 def watch_parent(parent_pid: int, interval: float = 0.5) -> None:

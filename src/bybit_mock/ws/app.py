@@ -15,8 +15,9 @@ from typing import Any
 from picows import WSUpgradeRequest
 
 from ..config import MockExchangeConfig
+from ..market.publisher import MarketPublisher
 from ..service.client import Reply, StateClient
-from .fanout import FanOut
+from .fanout import FanOut, Outbox
 from .listeners import BaseListener, PrivateListener, PublicListener
 from .topics import PublicTopics
 
@@ -37,6 +38,17 @@ class WsApp:
         self.subscribers: dict[tuple[str, str], set[BaseListener]] = {}
         #: api key -> authenticated private connections on this worker
         self.private: dict[str, set[PrivateListener]] = {}
+        self.publisher = MarketPublisher(loop, self.fanout, self.boxes_of, self._aux_rates, config.market.tesser_compat)
+
+    def _aux_rates(self, category: str, symbol: str) -> tuple[float, float]:
+        cfg = self.config.market.for_symbol(category, symbol)
+        return cfg.effective_ticker_rate, cfg.kline_rate
+
+    def boxes_of(self, category: str, topic: str) -> list[Outbox]:
+        subs = self.subscribers.get((category, topic))
+        if not subs:
+            return []
+        return [box for listener in subs if (box := listener.outbox) is not None]
 
     def listener_factory(self, request: WSUpgradeRequest) -> Any:
         path = request.path.decode("latin-1").split("?", 1)[0]
@@ -52,6 +64,23 @@ class WsApp:
     def hub_subscribe(self, listener: PublicListener, topics: list[str]) -> None:
         for topic in topics:
             self.subscribers.setdefault((listener.category, topic), set()).add(listener)
+            if listener.outbox is not None:
+                self.publisher.on_subscribe(listener.category, topic, listener.outbox)
+
+    def on_events(self, events: list[tuple[str, object]]) -> None:
+        """Engine events (see ``engine/events.py``): market reloads now, private events later."""
+        if any(kind in ("market_reload", "gap") for kind, _ in events):
+            self.reload_markets()
+
+    def reload_markets(self) -> None:
+        def done(reply: Reply) -> None:
+            code, value = reply
+            if code == 0:
+                self.publisher.load(value[1])
+            else:
+                log.warning("could not reload market models: %s", value)
+
+        self.state.submit("market_models", (), done)
 
     def hub_unsubscribe(self, listener: PublicListener, topics: list[str] | None = None) -> None:
         for topic in topics if topics is not None else list(listener.topics):

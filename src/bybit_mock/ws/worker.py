@@ -9,13 +9,23 @@ from multiprocessing.connection import Connection
 from picows import ws_create_server
 
 from ..service.client import StateClient
+from ..service.events import EventPoller
+from ..service.manager import connect
 from ..worker import WorkerSpec, fetch_secrets, reuseport_socket, run_worker
 from .app import WsApp
 
 
 async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[None]]:
-    app = WsApp(spec.config, state, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    app = WsApp(spec.config, state, loop)
     app.secrets = await fetch_secrets(state)
+    code, value = await state.call("market_models")
+    if code != 0:
+        raise RuntimeError(f"could not load the market models from the state service: {value}")
+    cursor, models = value
+    app.publisher.load(models)
+    poller = EventPoller(lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor)
+    poller.start()
     sock = reuseport_socket(spec.config.host, spec.port)
     server = await ws_create_server(
         app.listener_factory,
@@ -28,6 +38,8 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
     )
 
     async def shutdown() -> None:
+        poller.stop()
+        app.publisher.close()
         server.close()
 
     return shutdown

@@ -1,0 +1,57 @@
+"""The engine's outgoing event log, long-polled by the WS workers.
+
+Events are ``(kind, data)`` with a global sequence number. A worker keeps a cursor (the next
+sequence it wants) and calls :meth:`EventLog.wait` from a dedicated thread: the call returns
+at once if anything is newer than the cursor, or blocks up to ``timeout`` seconds for the next
+append. Waiting uses the log's own condition, never the engine lock, so a parked poller costs
+the engine nothing.
+
+The log is bounded. A worker whose cursor has fallen out of it gets a ``("gap", None)`` event
+first, so it can resynchronise (reload markets; later, re-read account state) instead of
+silently missing events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+Event = tuple[str, Any]
+
+
+class EventLog:
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._next = 0  # sequence number of the next event appended
+        self._cond = threading.Condition(threading.Lock())
+
+    @property
+    def cursor(self) -> int:
+        """Where a new reader starts: after everything logged so far."""
+        with self._cond:
+            return self._next
+
+    def append(self, kind: str, data: Any) -> int:
+        with self._cond:
+            self._events.append((kind, data))
+            seq = self._next
+            self._next += 1
+            self._cond.notify_all()
+            return seq
+
+    def wait(self, cursor: int, timeout: float) -> tuple[int, list[Event]]:
+        """Events from ``cursor`` on, waiting up to ``timeout`` s for one; returns the new cursor."""
+        with self._cond:
+            if cursor >= self._next and timeout > 0:
+                self._cond.wait_for(lambda: cursor < self._next, timeout)
+            first = self._next - len(self._events)
+            if cursor >= self._next:
+                return cursor, []
+            out: list[Event] = []
+            if cursor < first:
+                out.append(("gap", None))
+                cursor = first
+            events = self._events
+            out.extend(events[i - first] for i in range(cursor, self._next))
+            return self._next, out

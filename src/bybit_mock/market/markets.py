@@ -1,0 +1,74 @@
+"""Every symbol's market model, built from the configuration."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from ..config import InstrumentConfig
+from .config import MarketConfig, SymbolMarketConfig
+from .synthetic import SyntheticMarket
+
+Model = Any  # SyntheticMarket | ReplayMarket: the same duck-typed interface
+
+
+def build_model(inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> Model:
+    if cfg.source == "replay":
+        # Loaded only when a recording is configured.
+        replay = importlib.import_module(".replay", __package__)
+        return replay.ReplayMarket(inst, cfg, market_seed, epoch_ns)
+    return SyntheticMarket(inst, cfg, market_seed, epoch_ns)
+
+
+class Markets:
+    """``(category, symbol) -> model``, advanced together."""
+
+    def __init__(self, instruments: list[InstrumentConfig], config: MarketConfig, epoch_ns: int) -> None:
+        self.config = config
+        self.instruments: dict[tuple[str, str], InstrumentConfig] = {(i.category, i.symbol): i for i in instruments}
+        self.models: dict[tuple[str, str], Model] = {ident: self._build(ident, epoch_ns) for ident in self.instruments}
+        #: symbols moved away from their own course (a price set through the API)
+        self.changed: set[tuple[str, str]] = set()
+
+    def _build(self, ident: tuple[str, str], epoch_ns: int) -> Model:
+        inst = self.instruments[ident]
+        return build_model(inst, self.config.for_symbol(*ident), self.config.seed, epoch_ns)
+
+    def rebuild_changed(self, epoch_ns: int) -> bool:
+        """Restart the changed symbols from their configured start; True if there were any."""
+        changed, self.changed = self.changed, set()
+        for ident in changed:
+            self.models[ident] = self._build(ident, epoch_ns)
+        return bool(changed)
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.models.values())
+
+    def get(self, category: str, symbol: str) -> Model | None:
+        return self.models.get((category, symbol))
+
+    def of_category(self, category: str) -> dict[str, Model]:
+        return {sym: m for (cat, sym), m in self.models.items() if cat == category}
+
+    def advance(self, now_ns: int) -> None:
+        for model in self.models.values():
+            model.advance(now_ns)
+
+    def mark_prices(self) -> dict[tuple[str, str], Decimal]:
+        return {ident: m.mark_price() for ident, m in self.models.items()}
+
+    def select(self, category: str | None, symbol: str | None) -> list[tuple[str, str]]:
+        found = [i for i in self.models if category in (None, i[0]) and symbol in (None, i[1])]
+        if not found:
+            raise ValueError(f"no market for category={category!r} symbol={symbol!r}")
+        return found
+
+    def freeze(self, idents: list[tuple[str, str]], frozen: bool, now_ns: int) -> None:
+        for ident in idents:
+            model = self.models[ident]
+            model.advance(now_ns)
+            model.frozen = frozen
+            model.schedule.skip_to(now_ns)
+            self.changed.add(ident)
