@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 from pybit.unified_trading import HTTP
 
-from bybit_mock import MockExchange
+from bybit_mock import MockExchange, MockExchangeConfig
 from bybit_mock.bybit import auth
+from bybit_mock.market.config import MarketConfig, SymbolMarketConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +109,21 @@ def envelope(body: bytes) -> dict[str, Any]:
     assert set(data) == {"retCode", "retMsg", "result", "retExtInfo", "time"}
     assert isinstance(data["time"], int)
     return data
+
+
+@pytest.fixture(scope="session")
+def custom_mock() -> Iterator[MockExchange]:
+    """A second mock: 2 WS workers, tesser fields, BTCUSDT at 400 trades/s and 200 book
+    deltas/s, ETHUSDT moved by book ticks only (no trades)."""
+    cfg = MockExchangeConfig.default()
+    cfg.ws_workers = 2
+    cfg.market = MarketConfig(
+        seed=11,
+        tesser_compat=True,
+        symbols=[
+            SymbolMarketConfig("BTCUSDT", "linear", trade_rate=400, book_rates={50: 200}),
+            SymbolMarketConfig("ETHUSDT", "linear", trade_rate=0, book_rates={50: 40}),
+        ],
+    )
+    with MockExchange(cfg) as ex:
+        yield ex

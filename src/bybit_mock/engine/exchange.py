@@ -28,6 +28,7 @@ import orjson
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
+from ..market import queries
 from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
@@ -63,6 +64,7 @@ class Exchange:
             "wallet_balance": self.wallet_balance,
             "position_list": self.position_list,
             "market_models": self.market_models,
+            "market_query": self.market_query,
         }
         self.accounts: dict[str, Account] = {}
         self.events = EventLog()
@@ -105,6 +107,12 @@ class Exchange:
         """The event cursor and a copy of every model, as of now: how a WS worker starts."""
         self.markets.advance(self._clock() * 1_000_000)
         return self.events.cursor, list(self.markets)
+
+    def market_query(self, path: str, query: dict[str, Any]) -> bytes:
+        """``/v5/market/{orderbook,recent-trade,kline,tickers}`` from the models, as of now."""
+        now_ms = self._clock()
+        self.markets.advance(now_ms * 1_000_000)
+        return orjson.dumps(queries.answer(self.markets, path, query, now_ms))
 
     def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[tuple[str, Any]]]:
         """Long-poll the event log (never under the engine lock: see ``events.py``)."""

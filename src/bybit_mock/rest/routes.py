@@ -12,6 +12,7 @@ import orjson
 
 from ..bybit import params, shapes
 from ..config import MockExchangeConfig
+from ..market import queries
 from .account_info import CoinInfo, account_info, query_api
 from .app import Call, HandlerResult, Route, StateCall
 
@@ -47,6 +48,16 @@ class Instruments:
         return orjson.dumps({"category": category, "list": chunk, "nextPageCursor": cursor})
 
 
+class MarketQuery:
+    """Order book, trades, klines and tickers: answered by the engine's market models."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, call: Call) -> HandlerResult:
+        return StateCall("market_query", (self.path, call.params))
+
+
 def wallet_balance(call: Call) -> HandlerResult:
     return StateCall("wallet_balance", (call.api_key, call.params))
 
@@ -59,6 +70,7 @@ def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
     return {
         "/v5/market/time": Route("GET", market_time, signed=False),
         "/v5/market/instruments-info": Route("GET", Instruments(config), signed=False),
+        **{path: Route("GET", MarketQuery(path), signed=False) for path in queries.ENDPOINTS},
         "/v5/account/wallet-balance": Route("GET", wallet_balance, signed=True),
         "/v5/position/list": Route("GET", position_list, signed=True),
         "/v5/account/info": Route("GET", account_info, signed=True),

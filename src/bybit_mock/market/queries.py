@@ -1,0 +1,135 @@
+"""``/v5/market/{orderbook,recent-trade,kline,tickers}``: answered from the market models.
+
+The engine calls these after bringing the models to now, so REST shows exactly the market
+the streams show and the orders match against. Parameter rules follow Bybit's docs (section
+3 of the reference); a bad parameter is retCode 10001 with a message naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..bybit import params
+from ..bybit.errors import params_error
+from .candles import INTERVAL_MINUTES
+from .fixed import fmt_product
+from .ticker import REST_FUTURES_KEYS, REST_SPOT_KEYS, ticker_fields, ticker_shape
+
+Model = Any
+Query = Mapping[str, Any]
+
+MARKET_CATEGORIES = ("linear", "inverse", "spot", "option")
+#: (default, maximum) of ``limit`` per category
+ORDERBOOK_LIMITS = {"spot": (1, 200), "linear": (25, 500), "inverse": (25, 500), "option": (1, 25)}
+RECENT_TRADE_LIMITS = {"spot": (60, 60), "linear": (500, 1000), "inverse": (500, 1000), "option": (500, 1000)}
+
+
+def _symbol_model(models: Mapping[str, Model], query: Query) -> Model:
+    symbol = params.required(query, "symbol")
+    model = models.get(symbol)
+    if model is None:
+        raise params_error("params error: symbol invalid")
+    return model
+
+
+def _int_param(query: Query, name: str) -> int | None:
+    raw = params.text(query, name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise params_error(f"params error: {name} must be an integer") from None
+
+
+def orderbook(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+    model = _symbol_model(models, query)
+    default, maximum = ORDERBOOK_LIMITS[category]
+    depth = params.limit(query, default, maximum)
+    pf, sf = model.prices.fmt, model.sizes.fmt
+    trades = model.trades
+    return {
+        "s": model.symbol,
+        "b": [[pf(t), sf(q)] for t, q in model.book.bids.top(depth)],
+        "a": [[pf(t), sf(q)] for t, q in model.book.asks.top(depth)],
+        "ts": now_ms,
+        "u": model.book_u(1000),
+        "seq": model.version,
+        "cts": trades[-1].t_ms if trades else now_ms,
+    }
+
+
+def recent_trades(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+    model = _symbol_model(models, query)
+    default, maximum = RECENT_TRADE_LIMITS[category]
+    limit = params.limit(query, default, maximum)
+    pf, sf = model.prices.fmt, model.sizes.fmt
+    spot = category == "spot"
+    items = []
+    for t in reversed(model.trades):
+        if len(items) == limit:
+            break
+        item: dict[str, Any] = {
+            "execId": t.trade_id,
+            "symbol": model.symbol,
+            "price": pf(t.tick),
+            "size": sf(t.lots),
+            "side": t.side,
+            "time": str(t.t_ms),
+            "isBlockTrade": False,
+        }
+        if spot:
+            item["isRPITrade"] = False
+            item["seq"] = str(t.seq)
+        items.append(item)
+    return {"category": category, "list": items}
+
+
+def kline(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+    model = _symbol_model(models, query)
+    interval = params.required(query, "interval")
+    if interval not in INTERVAL_MINUTES:
+        raise params_error("params error: Invalid period")
+    start, end = _int_param(query, "start"), _int_param(query, "end")
+    if start is not None and end is not None and start > end:
+        raise params_error("params error: start must be <= end")
+    limit = params.limit(query, 200, 1000)
+    prices, sizes = model.prices, model.sizes
+    pf = prices.fmt
+    rows = [
+        [str(c.start), pf(c.open), pf(c.high), pf(c.low), pf(c.close), sizes.fmt(c.volume),
+         fmt_product(c.turnover, prices, 1, sizes)]
+        for c in model.candles.klines(interval, start, end, limit, now_ms)
+    ]  # fmt: skip
+    return {"symbol": model.symbol, "category": category, "list": rows}
+
+
+def tickers(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+    if category == "option":
+        raise params_error("params error: option tickers are not simulated")
+    symbol = params.text(query, "symbol")
+    if symbol is not None:
+        selected = [_symbol_model(models, query)]
+    else:
+        selected = [models[s] for s in sorted(models)]
+    keys = REST_SPOT_KEYS if category == "spot" else REST_FUTURES_KEYS
+    return {"category": category, "list": [ticker_shape(ticker_fields(m, now_ms), keys) for m in selected]}
+
+
+#: endpoint path -> (function, category when the parameter is absent: None means required)
+ENDPOINTS = {
+    "/v5/market/orderbook": (orderbook, None),
+    "/v5/market/recent-trade": (recent_trades, None),
+    "/v5/market/kline": (kline, "linear"),
+    "/v5/market/tickers": (tickers, None),
+}
+
+
+def answer(markets: Any, path: str, query: Query, now_ms: int) -> dict[str, Any]:
+    fn, default_category = ENDPOINTS[path]
+    if default_category is not None and params.text(query, "category") is None:
+        category = default_category
+    else:
+        category = params.category(query, MARKET_CATEGORIES)
+    return fn(markets.of_category(category), category, query, now_ms)
