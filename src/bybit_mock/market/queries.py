@@ -66,7 +66,7 @@ def recent_trades(models: Mapping[str, Model], category: str, query: Query, now_
     limit = params.limit(query, default, maximum)
     pf, sf = model.prices.fmt, model.sizes.fmt
     spot = category == "spot"
-    items = []
+    items: list[dict[str, Any]] = []
     for t in reversed(model.trades):
         if len(items) == limit:
             break
