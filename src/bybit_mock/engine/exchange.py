@@ -67,6 +67,10 @@ class Exchange:
             "market_query": self.market_query,
         }
         self.accounts: dict[str, Account] = {}
+        #: bumped by every change to account state; with the market's prices it keys the
+        #: read caches (a wallet read under load is mostly a cache hit: see ``wallet_balance``)
+        self._state_version = 0
+        self._wallet_cache: dict[tuple[Any, ...], bytes] = {}
         self.events = EventLog()
         self.markets = Markets([], config.market, 0)
         self._seq = 0
@@ -79,6 +83,7 @@ class Exchange:
         with self._lock:
             now = self._clock()
             self.accounts = {a.api_key: Account.from_config(a, now) for a in self._config.accounts}
+            self._touch()
             # A market whose price was set restarts from its configured start (every WS worker
             # reloads it on the event below); the others keep streaming, so a reset between
             # tests costs microseconds, not a rebuild of every 2 x 1000-level book.
@@ -150,11 +155,31 @@ class Exchange:
         acct = self.accounts.get(api_key)
         return acct.secret if acct is not None else None
 
+    def _touch(self) -> None:
+        """Account state changed: cached reads are stale."""
+        self._state_version += 1
+        self._wallet_cache.clear()
+
     def wallet_balance(self, api_key: str, query: dict[str, Any]) -> bytes:
-        """``GET /v5/account/wallet-balance`` result."""
+        """``GET /v5/account/wallet-balance`` result.
+
+        Valuing an account is tens of microseconds of Decimal arithmetic, and bots poll their
+        wallet far more often than prices or balances change, so the encoded answer is cached
+        under (account state version, every market's last price, key, query).
+        """
         account_type = params.required(query, "accountType")
         if account_type != "UNIFIED":
             raise errors.params_error("accountType only support UNIFIED.")
+        self.markets.advance(self._clock() * 1_000_000)
+        key = (self._state_version, self.markets.price_key(), api_key, params.text(query, "coin"))
+        cached = self._wallet_cache.get(key)
+        if cached is None:
+            if len(self._wallet_cache) > 1024:
+                self._wallet_cache.clear()
+            cached = self._wallet_cache[key] = self._wallet_balance(api_key, query)
+        return cached
+
+    def _wallet_balance(self, api_key: str, query: dict[str, Any]) -> bytes:
         valuation = self._valuation(self._account(api_key))
         wanted = params.text(query, "coin")
         if wanted is None:
@@ -201,6 +226,7 @@ class Exchange:
             for p in config.positions:
                 self._instrument(p.category, p.symbol)
             self.accounts[config.api_key] = Account.from_config(config, self._clock())
+            self._touch()
 
     def balances(self, api_key: str) -> dict[str, Decimal]:
         """Wallet balance per coin (what ``walletBalance`` shows)."""
@@ -217,6 +243,7 @@ class Exchange:
             raise ValueError("a balance cannot be negative")
         with self._lock:
             self._account(api_key).coin(coin.upper()).wallet = value
+            self._touch()
 
     def positions(self, api_key: str) -> list[PositionView]:
         """Open positions (size > 0), marked to the current mark price."""
@@ -247,6 +274,7 @@ class Exchange:
             old = account.positions.get((category, symbol))
             lev = to_decimal(leverage, "leverage") if leverage is not None else (old.leverage if old else Decimal(10))
             self._seq += 1
+            self._touch()
             account.positions[(category, symbol)] = Position(
                 category,
                 symbol,

@@ -56,6 +56,10 @@ class Markets:
         for model in self.models.values():
             model.advance(now_ns)
 
+    def price_key(self) -> tuple[int, ...]:
+        """Changes whenever any mark price does (cheap: one attribute per model)."""
+        return tuple(m.last_tick for m in self.models.values())
+
     def mark_prices(self) -> dict[tuple[str, str], Decimal]:
         return {ident: m.mark_price() for ident, m in self.models.items()}
 

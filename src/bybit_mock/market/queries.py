@@ -109,10 +109,7 @@ def tickers(models: Mapping[str, Model], category: str, query: Query, now_ms: in
     if category == "option":
         raise params_error("params error: option tickers are not simulated")
     symbol = params.text(query, "symbol")
-    if symbol is not None:
-        selected = [_symbol_model(models, query)]
-    else:
-        selected = [models[s] for s in sorted(models)]
+    selected = [_symbol_model(models, query)] if symbol is not None else [models[s] for s in sorted(models)]
     keys = REST_SPOT_KEYS if category == "spot" else REST_FUTURES_KEYS
     return {"category": category, "list": [ticker_shape(ticker_fields(m, now_ms), keys) for m in selected]}
 
