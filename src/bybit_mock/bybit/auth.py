@@ -19,6 +19,7 @@ pybit, str from ccxt) must lie in the future.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -30,8 +31,16 @@ DEFAULT_RECV_WINDOW = "5000"
 FUTURE_TOLERANCE_MS = 1000
 
 
+@functools.lru_cache(maxsize=1024)
+def _keyed(secret: str) -> hmac.HMAC:
+    """An HMAC already keyed with ``secret``: copying it skips the key setup on every request."""
+    return hmac.new(secret.encode(), None, hashlib.sha256)
+
+
 def sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    mac = _keyed(secret).copy()
+    mac.update(payload.encode())
+    return mac.hexdigest()
 
 
 def rest_signature(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str) -> str:
