@@ -181,3 +181,16 @@ def test_message_shapes_and_key_order() -> None:
     assert candle is not None
     entry = messages.kline_entry("1", candle, False, 1, m.prices, m.sizes, tesser=True)
     assert entry["_start"] == entry["start"] and entry["_end"] == entry["end"] == entry["start"] + 59_999
+
+
+def test_the_minute_holding_the_epoch_counts_its_trades() -> None:
+    # Regression: the open candle starts before the epoch; its trades must show at once.
+    epoch_ms = 1_700_000_010_000  # 30 s into a minute
+    i = inst()
+    m = SyntheticMarket(i, SymbolMarketConfig(i.symbol, i.category), 1, epoch_ms * 1_000_000)
+    now = epoch_ms + 5_000
+    m.advance(now * 1_000_000)
+    cur = m.candles.current
+    assert cur is not None
+    past = m.candles.past.candle(cur.start, epoch_ms).volume
+    assert m.candles.candle("1", cur.start, now).volume == past + cur.volume  # type: ignore[union-attr]

@@ -156,7 +156,8 @@ class CandleStore:
         """Recorded minute candles (closed, then the open one) overlapping ``[start, end)``."""
         out = self._closed_between(start, end)
         cur = self.current
-        if cur is not None and start <= cur.start < end and cur.start <= now_ms:
+        # The open minute may have started before ``start`` (the minute holding the epoch).
+        if cur is not None and cur.start < end and cur.start + MINUTE_MS > start and cur.start <= now_ms:
             out.append(cur)
         return out
 

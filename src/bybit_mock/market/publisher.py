@@ -45,6 +45,9 @@ class SymbolFeed:
         self.category: str = model.category
         self.symbol: str = model.symbol
         self.futures = self.category in ("linear", "inverse")
+        #: topics a replayed market sends verbatim from its recording (empty when synthetic):
+        #: the publisher never generates those itself
+        self.recorded: frozenset[str] = getattr(model, "recorded_topics", frozenset())
         self.views: dict[int, DepthView] = {}
         #: ticker values last sent (linear deltas are computed against them); None: not live
         self.ticker_sent: dict[str, str] | None = None
@@ -131,10 +134,18 @@ class MarketPublisher:
             view = feed.views.get(depth)
             if view is None:
                 view = feed.views[depth] = DepthView(depth)
-            if not view.live:
+            if not view.live or topic in feed.recorded:
+                # A recorded topic's deltas are the recording's, applied to the model's book: a
+                # new subscriber's snapshot is that book now, never an older shared view.
                 view.reset(model.book, model.book_u(depth), model.version, now_ms, self._cts(model, now_ms))
             bids, asks = view.snapshot_levels()
             payload = self._book_payload(feed, topic, "snapshot", bids, asks, view)
+        elif kind == "tickers" and topic in feed.recorded:
+            recorded = model.ticker_snapshot()
+            if recorded is not None:
+                payload = messages.ticker_message(topic, "snapshot", recorded, model.version, now_ms, not feed.futures)
+        elif kind == "kline" and topic in feed.recorded:
+            pass  # the recording's own kline messages follow
         elif kind == "tickers":
             if feed.ticker_sent is None:
                 feed.ticker_sent = self._ticker_data(feed, now_ms)
@@ -302,7 +313,7 @@ class MarketPublisher:
         model = feed.model
         for interval, last_start in list(feed.kline_sent.items()):
             topic = feed.kline_topics[interval]
-            if not boxes(topic):
+            if not boxes(topic) or topic in feed.recorded:
                 del feed.kline_sent[interval]
                 continue
             start = interval_start(interval, t_ms)

@@ -1,0 +1,758 @@
+"""A market model that replays a recording of Bybit's public WebSocket messages.
+
+:class:`ReplayMarket` has the interface of :class:`~.synthetic.SyntheticMarket` (``advance``,
+``book``, ``trades``, ``candles``, ``last_tick``, ``version``, ``book_u``, ``set_price`` ...),
+so the engine matches orders against it and REST answers from it exactly as for the synthetic
+model; what changes is where the market comes from.
+
+The recording is JSONL: one public message per line, exactly as Bybit sent it
+(``orderbook.{depth}.{S}``, ``publicTrade.{S}``, ``kline.{interval}.{S}``, ``tickers.{S}``).
+Lines of other symbols are skipped; control lines (``{"op": ...}`` acks and pongs a recorder
+may have kept) and blank lines are ignored; anything else that is not such a message is a
+``ValueError`` naming the file and line.
+
+Timing. Message ``k`` (from 0, counting only this symbol's lines) is due at
+
+* ``epoch + k * 1e9 / replay_rate`` when ``replay_rate`` is set, whatever the recorded timing;
+* otherwise ``epoch + (ts_k - ts_0) / speed`` (recorded ms, scaled). A line recorded with an
+  earlier ``ts`` than the line before it (topics come from different Bybit servers) is due
+  with its predecessor: file order is always kept.
+
+So the first message (normally the book snapshot) is due at the epoch itself. At the end of the
+file, ``loop`` starts again: pass ``p`` is offset by ``p`` times the recording's duration plus
+one average gap (speed mode) or simply continues the count (rate mode); without ``loop`` the
+market holds its last state and nothing more is emitted. A loop replays the recording as is:
+``u``, ``seq`` and trade ids repeat, but every pass starts with the recording's snapshot, which
+resets a client's book as Bybit's own snapshots do.
+
+What each message does to the model:
+
+* the **deepest** ``orderbook`` topic of the file is the book: a snapshot replaces it, a delta
+  applies (size ``"0"`` deletes); ``version`` is its ``seq`` and ``book_u()`` its ``u``.
+  Shallower book topics are only re-emitted.
+* ``publicTrade`` entries become :class:`~.synthetic.Trade` s (recent trades, ``last_tick``,
+  ``last_direction`` from ``L`` or from the price move, one-minute candles).
+* ``tickers`` drive ``last_tick`` only if the file has no trades for the symbol.
+* ``kline`` is only re-emitted (the model's candles are built from the trades).
+
+Each applied message is also appended to ``out`` as ``("raw", t_ns, topic, message)`` where
+``message`` is the recorded dict with its times moved to the replay: ``ts`` is the due time in
+ms, ``cts`` (book), trade ``T`` and kline ``timestamp`` move by the same amount, and kline
+``start``/``end`` and ticker ``nextFundingTime`` move by *whole intervals*, so they describe the
+candle (funding slot) that contains the new time, as they did at recording time. Everything
+else, key order included, is as recorded. The emitted dict shares nested values (level lists,
+entries' strings) with the recording: encode it, never mutate it.
+
+``set_price(p)`` (how a test's price jump reaches a replayed market) moves the book so its
+best ask is ``p`` and from then on adds that constant tick offset to every replayed price:
+book levels, trades, and the price fields of the emitted messages (book ``b``/``a``, trade
+``p``, kline open/high/low/close, ticker prices). Levels that would fall to a price <= 0 are
+dropped from the book and from the messages alike.
+
+A frozen market (``Markets.freeze``) skips its messages and holds its book. Deltas only make
+sense on the book they were recorded against, so on thawing, the book is rebuilt silently from
+the recording's last snapshot up to the present; the skipped trades stay skipped.
+
+Copies of the model travel to every WS worker by pickle; the decoded recording is not pickled
+but loaded again (once per process, cached) from the same file, checked by a digest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+import hashlib
+import os
+import statistics
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..config import InstrumentConfig
+from .book import Book
+from .candles import INTERVAL_MINUTES, CandleStore, PastPrices, interval_end, interval_start
+from .config import SymbolMarketConfig
+from .fixed import Fixed
+from .synthetic import RECENT_TRADES, Event, Trade, symbol_seed
+
+# Message kinds (small ints: the hot path compares them once per message).
+BOOK, BOOK_OTHER, TRADE, TICKER, KLINE = range(5)
+_KINDS = {"orderbook": BOOK, "publicTrade": TRADE, "tickers": TICKER, "kline": KLINE}
+
+#: Ticker fields that are prices (moved by ``set_price``); the others are sizes, ratios, times.
+TICKER_PRICE_FIELDS = frozenset(
+    {
+        "lastPrice", "prevPrice24h", "highPrice24h", "lowPrice24h", "prevPrice1h", "markPrice", "indexPrice",
+        "usdIndexPrice", "bid1Price", "ask1Price", "preOpenPrice", "predictedDeliveryPrice",
+    }
+)  # fmt: skip
+KLINE_PRICE_FIELDS = ("open", "close", "high", "low")
+HOUR_MS = 3_600_000
+
+
+class _LineError(ValueError):
+    """A problem in one line; the loader adds the file and line number."""
+
+
+class Msg:
+    """One pre-decoded message of the recording."""
+
+    __slots__ = ("asks", "bids", "funding_ms", "interval", "kind", "last_tick", "raw", "seq", "snapshot", "topic",
+                 "trades", "ts", "u")  # fmt: skip
+
+    def __init__(self, kind: int, topic: str, ts: int, raw: dict[str, Any]) -> None:
+        self.kind = kind
+        self.topic = topic
+        self.ts = ts
+        self.raw = raw
+        self.snapshot = False
+        self.bids: list[tuple[int, int]] = []
+        self.asks: list[tuple[int, int]] = []
+        self.u = 0
+        self.seq = 0
+        #: (T, side, tick, lots, id, direction or "", seq or None) per trade entry
+        self.trades: list[tuple[int, str, int, int, str, str, int | None]] = []
+        self.interval = ""
+        #: tickers: the funding interval in ms in force at this message (for nextFundingTime)
+        self.funding_ms = 8 * HOUR_MS
+        #: tickers: lastPrice in ticks, if the message has it
+        self.last_tick: int | None = None
+
+
+class Recording:
+    """A validated, decoded recording of one symbol (immutable once built)."""
+
+    def __init__(self, path: str, digest: str, msgs: list[Msg]) -> None:
+        self.path = path
+        self.digest = digest
+        self.msgs = msgs
+        self.book_topic = _deepest_book_topic(msgs)
+        for m in msgs:
+            if m.kind == BOOK and m.topic != self.book_topic:
+                m.kind = BOOK_OTHER
+        self.has_trades = any(m.kind == TRADE for m in msgs)
+        #: every topic the recording has for the symbol (a publisher can leave these to the replay)
+        self.topics = frozenset(m.topic for m in msgs)
+        #: per message index: the index of the last book snapshot at or before it (-1: none)
+        self.snap_at_or_before: list[int] = []
+        last = -1
+        for i, m in enumerate(msgs):
+            if m.kind == BOOK and m.snapshot:
+                last = i
+            self.snap_at_or_before.append(last)
+        self.first_tick = self._first_tick()
+        self.lots_per_minute, self.level_lots_typical = self._typical_sizes()
+
+    def _first_tick(self) -> int | None:
+        """The price the recording starts at: first trade, else first ticker, else best ask."""
+        for m in self.msgs:
+            if m.kind == TRADE and m.trades:
+                return m.trades[0][2]
+        for m in self.msgs:
+            if m.kind == TICKER and m.last_tick is not None:
+                return m.last_tick
+        for m in self.msgs:
+            if m.kind == BOOK and m.asks:
+                return min(t for t, _ in m.asks)
+        return None
+
+    def _typical_sizes(self) -> tuple[float, float]:
+        lots = sum(t[3] for m in self.msgs if m.kind == TRADE for t in m.trades)
+        span_ms = max(1, self.msgs[-1].ts - self.msgs[0].ts) if self.msgs else 1
+        levels = next((m.bids + m.asks for m in self.msgs if m.kind == BOOK and m.snapshot), [])
+        level_lots = float(statistics.median(q for _, q in levels)) if levels else 1.0
+        return max(1.0, lots * 60_000 / span_ms), max(1.0, level_lots)
+
+
+def _deepest_book_topic(msgs: list[Msg]) -> str | None:
+    depths = {m.topic: int(m.topic.split(".")[1]) for m in msgs if m.kind == BOOK}
+    return max(depths, key=lambda t: depths[t]) if depths else None
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+def parse_count(text: object, fixed: Fixed, what: str) -> int:
+    """A decimal string as a whole number of ``fixed`` steps; off the grid is an error.
+
+    Plain strings are parsed with integer arithmetic (a recording has millions of levels);
+    anything unusual (an exponent) goes through Decimal.
+    """
+    if not isinstance(text, str) or not text:
+        raise _LineError(f"{what}: expected a decimal string, got {text!r}")
+    whole, dot, frac = text.partition(".")
+    scale = fixed.scale
+    value: int
+    if whole.isascii() and whole.isdigit() and (not dot or (frac.isascii() and frac.isdigit())):
+        if len(frac) > scale:
+            if frac[scale:].strip("0"):
+                raise _LineError(f"{what}: {text} is not a multiple of {fixed.step}")
+            frac = frac[:scale]
+        value = int(whole) * 10**scale + (int(frac.ljust(scale, "0")) if scale else 0)
+    else:
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise _LineError(f"{what}: not a decimal number: {text!r}") from None
+        if not d.is_finite() or d < 0:
+            raise _LineError(f"{what}: not a non-negative number: {text!r}")
+        scaled = d.scaleb(scale)
+        if scaled != scaled.to_integral_value():
+            raise _LineError(f"{what}: {text} is not a multiple of {fixed.step}")
+        value = int(scaled)
+    count, rest = divmod(value, fixed.units)
+    if rest:
+        raise _LineError(f"{what}: {text} is not a multiple of {fixed.step}")
+    return count
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        # Bybit sends these as JSON numbers; a string of digits is accepted (some recorders quote them).
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+        raise _LineError(f"{what}: expected an integer, got {value!r}")
+    return value
+
+
+def _levels(data: dict[str, Any], key: str, prices: Fixed, sizes: Fixed) -> list[tuple[int, int]]:
+    raw = data.get(key)
+    if not isinstance(raw, list):
+        raise _LineError(f"data.{key}: expected a list of [price, size]")
+    out = []
+    for level in raw:
+        if not isinstance(level, list) or len(level) != 2:
+            raise _LineError(f"data.{key}: expected [price, size], got {level!r}")
+        price = parse_count(level[0], prices, f"data.{key} price")
+        out.append((price, parse_count(level[1], sizes, f"data.{key} size")))
+    return out
+
+
+def decode(obj: dict[str, Any], kind: int, topic: str, prices: Fixed, sizes: Fixed) -> Msg:
+    """Check one message's shape and decode what the model needs from it."""
+    msg = Msg(kind, topic, _int(obj.get("ts"), "ts"), obj)
+    data = obj.get("data")
+    if kind == BOOK:
+        parts = topic.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise _LineError(f"bad orderbook topic {topic!r} (expected orderbook.<depth>.<symbol>)")
+        kind_name = obj.get("type")
+        if kind_name not in ("snapshot", "delta"):
+            raise _LineError(f"orderbook type must be 'snapshot' or 'delta', got {kind_name!r}")
+        if not isinstance(data, dict):
+            raise _LineError("orderbook data must be an object")
+        msg.snapshot = kind_name == "snapshot"
+        msg.bids = _levels(data, "b", prices, sizes)
+        msg.asks = _levels(data, "a", prices, sizes)
+        msg.u = _int(data.get("u"), "data.u")
+        msg.seq = _int(data.get("seq", 0), "data.seq")
+        if "cts" in obj:
+            _int(obj["cts"], "cts")
+    elif kind == TRADE:
+        if not isinstance(data, list):
+            raise _LineError("publicTrade data must be a list")
+        for n, e in enumerate(data):
+            if not isinstance(e, dict):
+                raise _LineError(f"data[{n}]: expected an object")
+            side = e.get("S")
+            if side not in ("Buy", "Sell"):
+                raise _LineError(f"data[{n}].S must be 'Buy' or 'Sell', got {side!r}")
+            direction = e.get("L", "")
+            seq = _int(e["seq"], f"data[{n}].seq") if "seq" in e else None
+            msg.trades.append(
+                (
+                    _int(e.get("T"), f"data[{n}].T"),
+                    side,
+                    parse_count(e.get("p"), prices, f"data[{n}].p"),
+                    parse_count(e.get("v"), sizes, f"data[{n}].v"),
+                    str(e.get("i", "")),
+                    direction if isinstance(direction, str) else "",
+                    seq,
+                )
+            )
+    elif kind == KLINE:
+        parts = topic.split(".")
+        if len(parts) != 3 or parts[1] not in INTERVAL_MINUTES:
+            raise _LineError(f"bad kline topic {topic!r} (expected kline.<interval>.<symbol>)")
+        msg.interval = parts[1]
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            raise _LineError("kline data must be a list of objects")
+        for n, e in enumerate(data):
+            for key in ("start", "end"):
+                if key in e:
+                    _int(e[key], f"data[{n}].{key}")
+    elif kind == TICKER:
+        if not isinstance(data, dict):
+            raise _LineError("tickers data must be an object")
+        last = data.get("lastPrice")
+        if last:
+            msg.last_tick = parse_count(last, prices, "data.lastPrice")
+    return msg
+
+
+def _topic_of(obj: object) -> tuple[str, str] | None:
+    """``(kind, symbol)`` of a data message; None for a control line; error otherwise."""
+    if not isinstance(obj, dict):
+        raise _LineError(f"expected a JSON object, got {type(obj).__name__}")
+    topic = obj.get("topic")
+    if topic is None:
+        if "op" in obj or "success" in obj:
+            return None  # a subscribe ack or a pong the recorder kept
+        raise _LineError("no 'topic' (expected a Bybit public message)")
+    if not isinstance(topic, str) or "." not in topic:
+        raise _LineError(f"bad topic {topic!r}")
+    kind = topic.split(".", 1)[0]
+    if kind not in _KINDS:
+        raise _LineError(f"unknown topic kind {kind!r} in {topic!r} (expected one of {', '.join(_KINDS)})")
+    return kind, topic.rsplit(".", 1)[1]
+
+
+def load_recording(path: str | os.PathLike[str], inst: InstrumentConfig) -> Recording:
+    """Read, validate and decode the lines of ``inst.symbol`` (cached per process)."""
+    p = Path(path)
+    try:
+        resolved = str(p.resolve())
+        st = os.stat(resolved)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the replay file: {exc.strerror or exc}") from None
+    key = (resolved, st.st_size, st.st_mtime_ns, inst.category, inst.symbol, inst.tick_size, inst.price_scale,
+           inst.qty_step)  # fmt: skip
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    try:
+        content = Path(resolved).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the replay file: {exc.strerror or exc}") from None
+    rec = decode_recording(content, str(path), inst)
+    _CACHE[key] = rec
+    return rec
+
+
+_CACHE: dict[tuple[Any, ...], Recording] = {}
+
+
+def decode_recording(content: bytes, name: str, inst: InstrumentConfig) -> Recording:
+    prices = Fixed(inst.tick_size, inst.price_scale)
+    sizes = Fixed(inst.qty_step)
+    msgs: list[Msg] = []
+    book_started: set[str] = set()
+    funding_ms = 8 * HOUR_MS  # Bybit's default slot; a ticker snapshot says which one is in force
+    for lineno, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise _LineError(f"not JSON ({exc})") from None
+            found = _topic_of(obj)
+            if found is None or found[1] != inst.symbol:
+                continue
+            topic = obj["topic"]
+            kind = _KINDS[found[0]]
+            msg = decode(obj, kind, topic, prices, sizes)
+            if kind == BOOK and topic not in book_started:
+                # A delta only means something on top of a snapshot, and Bybit always sends
+                # one first on subscribe, so a recording that lacks it is cut or broken.
+                if not msg.snapshot:
+                    raise _LineError(f"the first {topic} message is a delta; a recording must start with its snapshot")
+                book_started.add(topic)
+            if kind == TICKER:
+                hours = obj["data"].get("fundingIntervalHour")
+                if isinstance(hours, str) and hours.isdigit() and int(hours) > 0:
+                    funding_ms = int(hours) * HOUR_MS
+                msg.funding_ms = funding_ms
+        except _LineError as exc:
+            raise ValueError(f"{name}:{lineno}: {exc}") from None
+        msgs.append(msg)
+    if not msgs:
+        raise ValueError(f"{name}: no message for {inst.symbol} (topics must end with .{inst.symbol})")
+    return Recording(name, hashlib.blake2b(content, digest_size=16).hexdigest(), msgs)
+
+
+# -- timing ------------------------------------------------------------------------------
+
+
+class ReplayTimeline:
+    """When message ``g`` (global: ``pass * n + index``) is due, and which is next.
+
+    It offers what the publisher and :meth:`Markets.freeze` use of a synthetic model's
+    :class:`~.schedule.Schedule`: ``next_time()`` and ``skip_to()``.
+    """
+
+    __slots__ = ("epoch_ns", "loop", "n", "pass_ns", "period_ns", "position", "rel_ns")
+
+    def __init__(self, epoch_ns: int, ts: list[int], rate: float | None, speed: float, loop: bool) -> None:
+        self.epoch_ns = epoch_ns
+        self.n = len(ts)
+        self.loop = loop
+        self.position = 0  # the next message to pop
+        self.period_ns = 0.0
+        self.rel_ns: list[int] = []
+        self.pass_ns = 0
+        if rate is not None:
+            self.period_ns = 1e9 / rate
+        else:
+            rel, top = [], 0
+            for t in ts:
+                top = max(top, int((t - ts[0]) * 1_000_000 / speed))  # keep file order (see module doc)
+                rel.append(top)
+            self.rel_ns = rel
+            duration = rel[-1]
+            gap = duration // (self.n - 1) if self.n > 1 and duration > 0 else int(1e9 / speed)
+            self.pass_ns = max(1, duration + gap)
+
+    def due_time(self, g: int) -> int:
+        if self.period_ns:
+            return self.epoch_ns + int(g * self.period_ns)
+        p, i = divmod(g, self.n)
+        return self.epoch_ns + p * self.pass_ns + self.rel_ns[i]
+
+    def next_time(self) -> int | None:
+        if not self.loop and self.position >= self.n:
+            return None
+        return self.due_time(self.position)
+
+    def pop_due(self, now_ns: int) -> tuple[int, int] | None:
+        """``(due time, g)`` of the next message if it is due by ``now_ns``."""
+        g = self.position
+        if not self.loop and g >= self.n:
+            return None
+        t = self.due_time(g)
+        if t > now_ns:
+            return None
+        self.position = g + 1
+        return t, g
+
+    def first_after(self, now_ns: int) -> int:
+        """The first ``g`` due strictly after ``now_ns`` (``n`` at most without a loop)."""
+        elapsed = now_ns - self.epoch_ns
+        if elapsed < 0:
+            return 0
+        if self.period_ns:
+            g = int(elapsed // self.period_ns) + 1
+            while g > 0 and self.due_time(g - 1) > now_ns:  # float rounding at the boundary
+                g -= 1
+            while self.due_time(g) <= now_ns:
+                g += 1
+        else:
+            p, within = divmod(elapsed, self.pass_ns)
+            g = p * self.n + bisect.bisect_right(self.rel_ns, within)
+        return g if self.loop else min(g, self.n)
+
+    def skip_to(self, now_ns: int) -> None:
+        """Drop every message due by ``now_ns`` unapplied (a frozen market)."""
+        self.position = max(self.position, self.first_after(now_ns))
+
+    def count(self, stream: int = 0) -> int:
+        """Messages popped so far (``Schedule.count`` of the single stream)."""
+        return self.position
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+class ReplayMarket:
+    def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
+        if not cfg.replay_file:
+            raise ValueError(f"{inst.category} {inst.symbol}: source 'replay' needs replay_file")
+        if cfg.replay_rate is not None and not cfg.replay_rate > 0:
+            raise ValueError(f"{inst.category} {inst.symbol}: replay_rate must be > 0, got {cfg.replay_rate}")
+        if not cfg.speed > 0:
+            raise ValueError(f"{inst.category} {inst.symbol}: speed must be > 0, got {cfg.speed}")
+        self.inst = inst
+        self.category = inst.category
+        self.symbol = inst.symbol
+        self.prices = Fixed(inst.tick_size, inst.price_scale)
+        self.sizes = Fixed(inst.qty_step)
+        self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
+        self.replay_file = str(Path(cfg.replay_file).resolve())
+        rec = self._rec = load_recording(self.replay_file, inst)
+        self.digest = rec.digest
+        self.recorded_topics = rec.topics
+        self.schedule = ReplayTimeline(epoch_ns, [m.ts for m in rec.msgs], cfg.replay_rate, cfg.speed, cfg.loop)
+        self.epoch_ns = epoch_ns
+        self.now_ns = epoch_ns
+        self.frozen = False
+        #: ticks added to every replayed price since ``set_price`` (0: as recorded)
+        self.offset = 0
+        self.book = Book()
+        self.version = 0
+        self._book_u = 0
+        #: the next message the model has applied up to; it lags the timeline after a freeze
+        self._applied = 0
+        start_tick = max(1, rec.first_tick if rec.first_tick is not None else self.prices.to_count(inst.price))
+        self.last_tick = start_tick
+        self.last_direction = "ZeroPlusTick"
+        self.level_lots_typical = rec.level_lots_typical  # the ticker's open-interest figure uses it
+        #: the recorded ticker as a client has it (snapshot merged with the deltas since), and the
+        #: (replay ms, recorded ms, funding slot) of its last message, to move its times
+        self._ticker: dict[str, Any] = {}
+        self._ticker_times = (0, 0, 8 * HOUR_MS)
+        self.trades: deque[Trade] = deque(maxlen=RECENT_TRADES)
+        self._last_trade_ms = epoch_ns // 1_000_000
+        self.candles = CandleStore(PastPrices(self.seed, start_tick, epoch_ns // 1_000_000, rec.lots_per_minute))
+
+    # -- pickling: the recording is reloaded (and checked) in the receiving process ------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_rec"]
+        state.pop("_ticker_windows", None)  # a cache of ticker.py; cheaper to rebuild than to ship
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        rec = load_recording(self.replay_file, self.inst)
+        if rec.digest != self.digest:
+            raise ValueError(f"{self.replay_file}: the replay file changed while the mock was running")
+        self._rec = rec
+
+    # -- time -----------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> Recording:
+        return self._rec
+
+    def advance(self, now_ns: int, out: list[Event] | None = None) -> None:
+        """Apply every message due by ``now_ns``; append ``("raw", t_ns, topic, message)`` to ``out``."""
+        timeline = self.schedule
+        if self.frozen:
+            timeline.skip_to(now_ns)
+            self.now_ns = max(self.now_ns, now_ns)
+            return
+        if timeline.position != self._applied:
+            self._resync_book()
+        pop = timeline.pop_due
+        while (due := pop(now_ns)) is not None:
+            self._apply(due[0], due[1], out)
+        self._applied = timeline.position
+        self.now_ns = max(self.now_ns, now_ns)
+
+    def book_u(self, depth: int) -> int:
+        """``u`` of the last applied message of the book topic (whatever ``depth`` is asked)."""
+        return self._book_u
+
+    def _apply(self, t_ns: int, g: int, out: list[Event] | None) -> None:
+        msg = self._rec.msgs[g % self.schedule.n]
+        t_ms = t_ns // 1_000_000
+        shift = t_ms - msg.ts
+        kind = msg.kind
+        if kind == BOOK:
+            self._apply_book(msg)
+        elif kind == TRADE:
+            self._apply_trades(msg, shift)
+        elif kind == TICKER:
+            data = msg.raw["data"]
+            if msg.raw.get("type") == "snapshot" or not self._ticker:
+                self._ticker = dict(data)
+            else:
+                self._ticker.update(data)
+            self._ticker_times = (t_ms, msg.ts, msg.funding_ms)
+            if not self._rec.has_trades and msg.last_tick is not None:
+                tick = msg.last_tick + self.offset
+                if tick > 0:
+                    direction = data.get("tickDirection")
+                    self.last_direction = direction if isinstance(direction, str) else self._direction(tick)
+                    self.last_tick = tick
+        if out is not None:
+            out.append(("raw", t_ns, msg.topic, self._render(msg, t_ms, shift)))
+
+    def _apply_book(self, msg: Msg) -> None:
+        book, off = self.book, self.offset
+        if msg.snapshot:
+            book.bids.clear()
+            book.asks.clear()
+        for side, levels in ((book.bids, msg.bids), (book.asks, msg.asks)):
+            for tick, lots in levels:
+                if tick + off > 0:
+                    side.set(tick + off, lots)
+        self._book_u = msg.u
+        self.version = msg.seq
+
+    def _apply_trades(self, msg: Msg, shift: int) -> None:
+        off = self.offset
+        for t, side, recorded_tick, lots, trade_id, recorded_direction, seq in msg.trades:
+            tick = recorded_tick + off
+            if tick <= 0:
+                continue
+            # Candles need time to go forward; shifted times can step back by a few ms between
+            # messages (rate mode, loop seams), so the model's clock never does.
+            t_ms = max(t + shift, self._last_trade_ms)
+            self._last_trade_ms = t_ms
+            direction = recorded_direction or self._direction(tick)
+            trade = Trade(t_ms, side, tick, lots, trade_id, direction, seq if seq is not None else self.version)
+            self.last_tick, self.last_direction = tick, direction
+            self.trades.append(trade)
+            self.candles.add_trade(t_ms, tick, lots)
+
+    def _resync_book(self) -> None:
+        """After a freeze skipped messages, rebuild the book as the recording has it now.
+
+        Deltas only apply to the book they were recorded against, so the book is replayed
+        silently from the last snapshot up to the timeline's position. Trades are not: a frozen
+        market had none.
+        """
+        rec, n = self._rec, self.schedule.n
+        last = self.schedule.position - 1
+        self._applied = self.schedule.position
+        if last < 0:
+            return
+        p, i = divmod(last, n)
+        snap = rec.snap_at_or_before[i]
+        if snap >= 0:
+            start = p * n + snap
+        elif p > 0 and rec.snap_at_or_before[-1] >= 0:
+            start = (p - 1) * n + rec.snap_at_or_before[-1]
+        else:
+            return
+        for g in range(start, last + 1):
+            msg = rec.msgs[g % n]
+            if msg.kind == BOOK:
+                self._apply_book(msg)
+
+    def _direction(self, tick: int) -> str:
+        last = self.last_tick
+        if tick > last:
+            return "PlusTick"
+        if tick < last:
+            return "MinusTick"
+        return "ZeroPlusTick" if self.last_direction in ("PlusTick", "ZeroPlusTick") else "ZeroMinusTick"
+
+    # -- emitted messages -----------------------------------------------------------------
+
+    def _render(self, msg: Msg, t_ms: int, shift: int) -> dict[str, Any]:
+        """The recorded message as the replay sends it (see the module doc); the recording is not touched."""
+        raw = msg.raw
+        out = dict(raw)  # keeps Bybit's key order; only values change
+        out["ts"] = t_ms
+        kind, off = msg.kind, self.offset
+        if kind in (BOOK, BOOK_OTHER):
+            if "cts" in raw:
+                out["cts"] = raw["cts"] + shift
+            if off:
+                data = out["data"] = dict(raw["data"])
+                data["b"] = self._shift_levels(raw["data"]["b"], msg.bids)
+                data["a"] = self._shift_levels(raw["data"]["a"], msg.asks)
+        elif kind == TRADE:
+            entries = []
+            for entry, decoded in zip(raw["data"], msg.trades, strict=True):
+                e = dict(entry)
+                e["T"] = decoded[0] + shift
+                if off:
+                    if decoded[2] + off <= 0:
+                        continue
+                    e["p"] = self.prices.fmt(decoded[2] + off)
+                entries.append(e)
+            out["data"] = entries
+        elif kind == KLINE:
+            out["data"] = [self._render_kline(e, msg, t_ms, shift) for e in raw["data"]]
+        elif kind == TICKER:
+            out["data"] = self._render_ticker(raw["data"], t_ms, msg.ts, msg.funding_ms)
+        return out
+
+    def _render_ticker(self, recorded: dict[str, Any], t_ms: int, ts: int, slot: int) -> dict[str, Any]:
+        data = dict(recorded)
+        nft = data.get("nextFundingTime")
+        if isinstance(nft, str) and nft.isdigit() and nft != "0":
+            data["nextFundingTime"] = str(int(nft) + (t_ms // slot - ts // slot) * slot)
+        if self.offset:
+            for key, value in data.items():
+                if key in TICKER_PRICE_FIELDS and value:
+                    data[key] = self._shift_price_text(value)
+        return data
+
+    def ticker_snapshot(self) -> dict[str, Any] | None:
+        """The recorded ticker as of now (snapshot plus deltas), times and prices as replayed.
+
+        What a new ``tickers`` subscriber of a replayed market should get as its snapshot, so the
+        recorded deltas that follow apply to it; None before the first recorded ticker.
+        """
+        if not self._ticker:
+            return None
+        return self._render_ticker(self._ticker, *self._ticker_times)
+
+    def _shift_levels(self, raw_levels: list[list[str]], decoded: list[tuple[int, int]]) -> list[list[str]]:
+        fmt, off = self.prices.fmt, self.offset
+        return [[fmt(tick + off), level[1]] for level, (tick, _) in zip(raw_levels, decoded, strict=True)
+                if tick + off > 0]  # fmt: skip
+
+    def _shift_price_text(self, text: Any) -> Any:
+        """A price string moved by the offset; index prices have more decimals than the tick, so Decimal."""
+        try:
+            value = Decimal(text) + self.prices.decimal(self.offset)
+        except (InvalidOperation, TypeError):
+            return text
+        return str(max(value, self.prices.step))
+
+    def _render_kline(self, entry: dict[str, Any], msg: Msg, t_ms: int, shift: int) -> dict[str, Any]:
+        e = dict(entry)
+        recorded = entry.get("timestamp")
+        ref_old = recorded if isinstance(recorded, int) else msg.ts
+        ref_new = ref_old + shift
+        if isinstance(recorded, int):
+            e["timestamp"] = ref_new
+        interval = entry.get("interval", msg.interval)
+        start = entry.get("start")
+        if isinstance(start, int) and interval in INTERVAL_MINUTES:
+            new_start = shift_candle_start(interval, start, ref_old, ref_new)
+            e["start"] = new_start
+            if "end" in entry:
+                e["end"] = interval_end(interval, new_start) - 1
+        if self.offset:
+            for key in KLINE_PRICE_FIELDS:
+                if key in e:
+                    e[key] = self._shift_price_text(e[key])
+        return e
+
+    # -- control --------------------------------------------------------------------------
+
+    def set_price(self, price: Decimal) -> None:
+        """Jump: the book moves so its best ask is ``price``, and every later replayed price follows."""
+        target = max(2, self.prices.to_count(price))
+        best_ask = self.book.asks.best_tick()
+        delta = target - (best_ask if best_ask is not None else self.last_tick)
+        self.book.asks.shift(delta)
+        self.book.bids.shift(delta)
+        while self.book.bids.keys and self.book.bids.keys[-1] >= 0:  # keys are -tick: drop ticks <= 0
+            self.book.bids.set(self.book.bids.worst_tick() or 0, 0)
+        self.offset += delta
+        self.last_direction = self._direction(target)
+        self.last_tick = target
+
+    # -- views ----------------------------------------------------------------------------
+
+    def mark_tick(self) -> int:
+        """The mark price used for accounting: the last trade price (as the synthetic model)."""
+        return self.last_tick
+
+    def mark_price(self) -> Decimal:
+        return self.prices.decimal(self.last_tick)
+
+
+def shift_candle_start(interval: str, start: int, ref_old: int, ref_new: int) -> int:
+    """Move a candle's start by whole intervals, as far as ``ref_old`` moved to ``ref_new``.
+
+    The candle keeps its place relative to the reference time: the open candle stays the one
+    containing it, a just-confirmed one stays the one before.
+    """
+    if interval == "M":
+        months = _month_index(ref_new) - _month_index(ref_old)
+        year, month0 = divmod(_month_index(start) + months, 12)
+        return calendar.timegm((year, month0 + 1, 1, 0, 0, 0)) * 1000
+    return start + interval_start(interval, ref_new) - interval_start(interval, ref_old)
+
+
+def _month_index(t_ms: int) -> int:
+    d = datetime.fromtimestamp(t_ms / 1000, UTC)
+    return d.year * 12 + d.month - 1
+
+
+def bundled_sample() -> Path:
+    """The sample recording shipped with the package (BTCUSDT linear, about 40 s)."""
+    return Path(__file__).resolve().parent.parent / "data" / "sample-btcusdt-linear.jsonl"
