@@ -19,7 +19,8 @@ from tests.e2e.streams import apply_book, collect, subscribed
 def replay_mock() -> Iterator[MockExchange]:
     cfg = MockExchangeConfig.default()
     cfg.market = MarketConfig(
-        symbols=[SymbolMarketConfig("BTCUSDT", "linear", source="replay", replay_file=str(bundled_sample()))]
+        tesser_compat=True,
+        symbols=[SymbolMarketConfig("BTCUSDT", "linear", source="replay", replay_file=str(bundled_sample()))],
     )
     with MockExchange(cfg) as ex:
         yield ex
@@ -42,6 +43,7 @@ async def test_replayed_streams_reach_subscribers(replay_mock: MockExchange) -> 
         assert max(Decimal(p) for p in book["b"]) < min(Decimal(p) for p in book["a"])
     trades = [t for m in msgs if m["topic"] == "publicTrade.BTCUSDT" for t in m["data"]]
     assert trades and {t["i"] for t in trades} <= recorded_ids
+    assert all(m["_topic"] == m["topic"] for m in msgs if m["topic"] == "publicTrade.BTCUSDT")  # tesser option
     tickers = [m for m in msgs if m["topic"] == "tickers.BTCUSDT"]
     assert tickers[0]["type"] == "snapshot" and all(m["type"] == "delta" for m in tickers[1:])
     # ETHUSDT has no entry: it stays synthetic beside the replayed BTCUSDT.

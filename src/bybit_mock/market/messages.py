@@ -121,3 +121,15 @@ def ticker_message(topic: str, kind: str, data: dict[str, str], cs: int, ts: int
     if spot:  # spot: snapshots only, ts first
         return dumps({"topic": topic, "ts": ts, "type": "snapshot", "cs": cs, "data": data})
     return dumps({"topic": topic, "type": kind, "data": data, "cs": cs, "ts": ts})
+
+
+def with_tesser_fields(msg: dict[str, Any]) -> dict[str, Any]:
+    """A recorded message with Tesser's extra fields added (a copy: the recording is shared)."""
+    topic = msg.get("topic", "")
+    out: dict[str, Any] = {"topic": topic, "_topic": topic}
+    out.update((k, v) for k, v in msg.items() if k != "topic")
+    if topic.startswith("kline.") and isinstance(out.get("data"), list):
+        out["data"] = [
+            {"_start": e.get("start"), "_end": e.get("end"), **e} if isinstance(e, dict) else e for e in out["data"]
+        ]
+    return out

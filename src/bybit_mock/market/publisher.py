@@ -218,7 +218,8 @@ class MarketPublisher:
             elif kind == "raw":
                 topic = event[2]
                 if boxes(topic):
-                    batches.setdefault(topic, []).append(orjson.dumps(event[3]))
+                    msg = messages.with_tesser_fields(event[3]) if self.tesser else event[3]
+                    batches.setdefault(topic, []).append(orjson.dumps(msg))
         aux = feed.aux
         while (due := aux.pop_due(now)) is not None:
             t_ms = due[0] // 1_000_000
