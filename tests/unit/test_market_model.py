@@ -194,3 +194,23 @@ def test_the_minute_holding_the_epoch_counts_its_trades() -> None:
     assert cur is not None
     past = m.candles.past.candle(cur.start, epoch_ms).volume
     assert m.candles.candle("1", cur.start, now).volume == past + cur.volume  # type: ignore[union-attr]
+
+
+def test_klines_from_since_count_forward() -> None:
+    m = model(4)
+    now_ms = (EPOCH + 150 * SEC) // 1_000_000
+    m.advance(now_ms * 1_000_000)
+    since = now_ms - 100 * 3_600_000
+    rows = m.candles.klines("60", since, None, 5, now_ms)
+    assert [c.start for c in rows] == [interval_start("60", since) + h * 3_600_000 for h in range(4, -1, -1)]
+
+
+def test_a_just_closed_epoch_minute_keeps_its_trades() -> None:
+    epoch_ms = 1_710_000_123_456
+    i = inst()
+    m = SyntheticMarket(i, SymbolMarketConfig(i.symbol, i.category), 1, epoch_ms * 1_000_000)
+    now = epoch_ms + 64_000
+    m.advance(now * 1_000_000)
+    closed = m.candles.closed[-1]
+    candle = m.candles.candle("1", closed.start, now)
+    assert candle is not None and candle.close == closed.close

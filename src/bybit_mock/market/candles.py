@@ -163,7 +163,7 @@ class CandleStore:
 
     def _closed_between(self, start: int, end: int) -> list[Candle]:
         closed = self.closed
-        if not closed or closed[-1].start < start or closed[0].start >= end:
+        if not closed or closed[-1].start + MINUTE_MS <= start or closed[0].start >= end:
             return []
         first = closed[0].start
         lo = max(0, (start - first) // MINUTE_MS)
@@ -203,7 +203,19 @@ class CandleStore:
         return self.past.tick_at(min(t_ms, self.epoch_ms))
 
     def klines(self, interval: str, start: int | None, end: int | None, limit: int, now_ms: int) -> list[Candle]:
-        """Bybit's ``/v5/market/kline`` selection: newest first, at most ``limit``."""
+        """Bybit's ``/v5/market/kline`` selection: newest first, at most ``limit``.
+
+        With ``start`` and no ``end``, the ``limit`` candles from the one holding ``start``
+        on (what ccxt's ``fetch_ohlcv(since, limit)`` asks for); otherwise the newest ``limit``
+        up to ``end`` (or now), none starting before ``start``.
+        """
+        if start is not None and end is None:
+            t = interval_start(interval, start)
+            forward: list[Candle] = []
+            while len(forward) < limit and (candle := self.candle(interval, t, now_ms)) is not None:
+                forward.append(candle)
+                t = interval_end(interval, t)
+            return forward[::-1]
         end = now_ms if end is None else min(end, now_ms)
         out: list[Candle] = []
         t = interval_start(interval, end)
