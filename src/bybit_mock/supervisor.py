@@ -184,18 +184,22 @@ class Supervisor:
     # -- watch and restart ------------------------------------------------------------------
 
     def _watch(self) -> None:
+        state_reported = False  # say it once: a dead process's sentinel stays ready forever
         while not self._stopping.is_set():
             with self._lock:
                 sentinels = {w.process.sentinel: w for w in self._workers if w.process is not None}
             state = self._manager._process if self._manager is not None else None  # type: ignore[attr-defined]
             watched: list[Any] = list(sentinels)
-            if state is not None:
+            if state is not None and not state_reported:
                 watched.append(state.sentinel)
+            else:
+                state = None
             for ready in wait(watched, timeout=0.25):
                 if self._stopping.is_set():
                     return
                 if state is not None and ready == state.sentinel:
                     log.critical("the state service exited (code %s); REST and WS answer 10016", state.exitcode)
+                    state_reported = True
                     state = None
                     continue
                 worker = sentinels.get(ready) if isinstance(ready, int) else None
