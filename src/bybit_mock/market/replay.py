@@ -77,6 +77,7 @@ from .book import Book
 from .candles import INTERVAL_MINUTES, CandleStore, PastPrices, interval_end, interval_start
 from .config import SymbolMarketConfig
 from .fixed import Fixed
+from .model import PricedMarket
 from .synthetic import RECENT_TRADES, Event, Trade, symbol_seed
 
 # Message kinds (small ints: the hot path compares them once per message).
@@ -457,7 +458,7 @@ class ReplayTimeline:
 # -- the model ----------------------------------------------------------------------------
 
 
-class ReplayMarket:
+class ReplayMarket(PricedMarket):
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
         if not cfg.replay_file:
             raise ValueError(f"{inst.category} {inst.symbol}: source 'replay' needs replay_file")
@@ -616,14 +617,6 @@ class ReplayMarket:
             if msg.kind == BOOK:
                 self._apply_book(msg)
 
-    def _direction(self, tick: int) -> str:
-        last = self.last_tick
-        if tick > last:
-            return "PlusTick"
-        if tick < last:
-            return "MinusTick"
-        return "ZeroPlusTick" if self.last_direction in ("PlusTick", "ZeroPlusTick") else "ZeroMinusTick"
-
     # -- emitted messages -----------------------------------------------------------------
 
     def _render(self, msg: Msg, t_ms: int, shift: int) -> dict[str, Any]:
@@ -714,25 +707,7 @@ class ReplayMarket:
 
     def set_price(self, price: Decimal) -> None:
         """Jump: the book moves so its best ask is ``price``, and every later replayed price follows."""
-        target = max(2, self.prices.to_count(price))
-        best_ask = self.book.asks.best_tick()
-        delta = target - (best_ask if best_ask is not None else self.last_tick)
-        self.book.asks.shift(delta)
-        self.book.bids.shift(delta)
-        while self.book.bids.keys and self.book.bids.keys[-1] >= 0:  # keys are -tick: drop ticks <= 0
-            self.book.bids.set(self.book.bids.worst_tick() or 0, 0)
-        self.offset += delta
-        self.last_direction = self._direction(target)
-        self.last_tick = target
-
-    # -- views ----------------------------------------------------------------------------
-
-    def mark_tick(self) -> int:
-        """The mark price used for accounting: the last trade price (as the synthetic model)."""
-        return self.last_tick
-
-    def mark_price(self) -> Decimal:
-        return self.prices.decimal(self.last_tick)
+        self.offset += self._jump(price)
 
 
 def shift_candle_start(interval: str, start: int, ref_old: int, ref_new: int) -> int:

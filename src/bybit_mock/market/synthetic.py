@@ -33,6 +33,7 @@ from .book import Book, BookSide
 from .candles import CandleStore, PastPrices
 from .config import SymbolMarketConfig
 from .fixed import Fixed
+from .model import PricedMarket
 from .schedule import Schedule
 
 #: ``u`` of order-book messages starts here, so no message ever carries Bybit's ``u == 1``
@@ -60,7 +61,7 @@ def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
     return zlib.crc32(f"{market_seed}/{category}/{symbol}".encode()) ^ (market_seed << 32)
 
 
-class SyntheticMarket:
+class SyntheticMarket(PricedMarket):
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
         self.inst = inst
         self.category = inst.category
@@ -165,14 +166,6 @@ class SyntheticMarket:
         h = f"{x:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    def _direction(self, tick: int) -> str:
-        last = self.last_tick
-        if tick > last:
-            return "PlusTick"
-        if tick < last:
-            return "MinusTick"
-        return "ZeroPlusTick" if self.last_direction in ("PlusTick", "ZeroPlusTick") else "ZeroMinusTick"
-
     def _trade(self, t_ms: int) -> list[Trade]:
         rng = self.rng
         side = "Buy" if rng.random() < 0.5 else "Sell"
@@ -237,22 +230,5 @@ class SyntheticMarket:
 
     def set_price(self, price: Decimal) -> None:
         """Jump: the book moves so its best ask is ``price``; the last trade price becomes ``price``."""
-        target = max(2, self.prices.to_count(price))
-        best_ask = self.book.asks.best_tick()
-        delta = target - (best_ask if best_ask is not None else self.last_tick)
-        self.book.asks.shift(delta)
-        self.book.bids.shift(delta)
-        while self.book.bids.keys and self.book.bids.keys[-1] >= 0:  # keys are -tick: drop ticks <= 0
-            self.book.bids.set(self.book.bids.worst_tick() or 0, 0)
-        self.last_direction = self._direction(target)
-        self.last_tick = target
+        self._jump(price)
         self.version += 1
-
-    # -- views ----------------------------------------------------------------------------
-
-    def mark_tick(self) -> int:
-        """The mark price used for accounting: the last trade price."""
-        return self.last_tick
-
-    def mark_price(self) -> Decimal:
-        return self.prices.decimal(self.last_tick)
