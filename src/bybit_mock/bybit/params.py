@@ -43,14 +43,21 @@ def category(params: Params, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def limit(params: Params, default: int, maximum: int) -> int:
-    raw = text(params, "limit")
+def integer(params: Params, name: str) -> int | None:
+    """An integer parameter (a number or a numeric string), or None when absent."""
+    raw = text(params, name)
     if raw is None:
-        return default
+        return None
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
-        raise params_error("params error: limit must be an integer") from None
+        raise params_error(f"params error: {name} must be an integer") from None
+
+
+def limit(params: Params, default: int, maximum: int) -> int:
+    value = integer(params, "limit")
+    if value is None:
+        return default
     if not 1 <= value <= maximum:
         raise params_error(f"params error: limit must be in [1, {maximum}]")
     return value

@@ -33,16 +33,6 @@ def _symbol_model(models: Mapping[str, Model], query: Query) -> Model:
     return model
 
 
-def _int_param(query: Query, name: str) -> int | None:
-    raw = params.text(query, name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise params_error(f"params error: {name} must be an integer") from None
-
-
 def orderbook(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     model = _symbol_model(models, query)
     default, maximum = ORDERBOOK_LIMITS[category]
@@ -91,7 +81,7 @@ def kline(models: Mapping[str, Model], category: str, query: Query, now_ms: int)
     interval = params.required(query, "interval")
     if interval not in INTERVAL_MINUTES:
         raise params_error("params error: Invalid period")
-    start, end = _int_param(query, "start"), _int_param(query, "end")
+    start, end = params.integer(query, "start"), params.integer(query, "end")
     if start is not None and end is not None and start > end:
         raise params_error("params error: start must be <= end")
     limit = params.limit(query, 200, 1000)
