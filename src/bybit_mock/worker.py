@@ -29,8 +29,7 @@ from typing import Any
 import uvloop
 
 from .config import MockExchangeConfig
-from .service.client import StateClient
-from .service.manager import connect
+from .service.client import StateClient, manager_opener
 
 PARENT_CHECK_INTERVAL = 0.5
 
@@ -95,7 +94,7 @@ async def _main(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
             loop.call_later(PARENT_CHECK_INTERVAL, check_parent)
 
     check_parent()
-    state = StateClient(lambda: connect(spec.state_address, spec.authkey), loop)
+    state = StateClient(manager_opener(spec.state_address, spec.authkey), loop)
     state.start()
     try:
         shutdown = await serve(spec, state)
