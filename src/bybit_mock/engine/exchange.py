@@ -32,6 +32,7 @@ from ..market import queries
 from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
+from .trading import Trading
 from .views import CoinView, PositionView
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Exchange:
+class Exchange(Trading):
     """Accounts, instruments and prices; see the module docstring for the calling rules."""
 
     def __init__(self, config: MockExchangeConfig, clock: Clock = wall_clock_ms) -> None:
@@ -65,6 +66,13 @@ class Exchange:
             "position_list": self.position_list,
             "market_models": self.market_models,
             "market_query": self.market_query,
+            "order_create": _encoded(self.order_create),
+            "order_amend": _encoded(self.order_amend),
+            "order_cancel": _encoded(self.order_cancel),
+            "order_cancel_all": _encoded(self.order_cancel_all),
+            "order_realtime": _encoded(self.order_realtime),
+            "order_history": _encoded(self.order_history),
+            "execution_list": _encoded(self.execution_list),
         }
         self.accounts: dict[str, Account] = {}
         #: bumped by every change to account state; with the market's prices it keys the
@@ -83,6 +91,7 @@ class Exchange:
         with self._lock:
             now = self._clock()
             self.accounts = {a.api_key: Account.from_config(a, now) for a in self._config.accounts}
+            self._reset_trading()
             self._touch()
             # A market whose price was set restarts from its configured start (every WS worker
             # reloads it on the event below); the others keep streaming, so a reset between
@@ -101,22 +110,29 @@ class Exchange:
     def advance_markets(self) -> None:
         """Bring every market model to now (the state service's clock thread calls this)."""
         with self._lock:
-            self.markets.advance(self._clock() * 1_000_000)
+            self._advance()
+
+    def _advance(self) -> int:
+        """Markets to now, then fill the resting orders they moved through; returns now (ms)."""
+        now_ms = self._clock()
+        self.markets.advance(now_ms * 1_000_000)
+        if self.resting:
+            self._sweep(now_ms)
+        return now_ms
 
     @property
     def mark_prices(self) -> dict[tuple[str, str], Decimal]:
-        self.markets.advance(self._clock() * 1_000_000)
+        self._advance()
         return self.markets.mark_prices()
 
     def market_models(self) -> tuple[int, list[Any]]:
         """The event cursor and a copy of every model, as of now: how a WS worker starts."""
-        self.markets.advance(self._clock() * 1_000_000)
+        self._advance()
         return self.events.cursor, list(self.markets)
 
     def market_query(self, path: str, query: dict[str, Any]) -> bytes:
         """``/v5/market/{orderbook,recent-trade,kline,tickers}`` from the models, as of now."""
-        now_ms = self._clock()
-        self.markets.advance(now_ms * 1_000_000)
+        now_ms = self._advance()
         return orjson.dumps(queries.answer(self.markets, path, query, now_ms))
 
     def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[tuple[str, Any]]]:
@@ -170,7 +186,7 @@ class Exchange:
         account_type = params.required(query, "accountType")
         if account_type != "UNIFIED":
             raise errors.params_error("accountType only support UNIFIED.")
-        self.markets.advance(self._clock() * 1_000_000)
+        self._advance()
         key = (self._state_version, self.markets.price_key(), api_key, params.text(query, "coin"))
         cached = self._wallet_cache.get(key)
         if cached is None:
@@ -297,10 +313,11 @@ class Exchange:
             self._instrument(category, symbol)
             model = self.markets.get(category, symbol)
             assert model is not None
-            model.advance(self._clock() * 1_000_000)
+            self._advance()
             model.set_price(value)
             self.markets.changed.add((category, symbol))
             self.events.append("market_reload", (category, symbol))
+            self._sweep(self._clock())  # resting orders the jump moved through fill now
 
     set_price = set_mark_price
 
@@ -362,6 +379,15 @@ class Exchange:
             pos.cum_realised_pnl,
         )
         return shapes.position(view, inst, pos.created_ms, pos.updated_ms, pos.seq)
+
+
+def _encoded(fn: Callable[..., Any]) -> Callable[..., bytes]:
+    """A command whose result a REST worker wraps in the envelope as it is."""
+
+    def run(*args: Any) -> bytes:
+        return orjson.dumps(fn(*args))
+
+    return run
 
 
 def _empty_coin(name: str, usd: Decimal) -> CoinView:

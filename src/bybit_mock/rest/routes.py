@@ -1,4 +1,4 @@
-"""The routing table and the handlers of issue-2 endpoints.
+"""The routing table and the handlers that answer without the engine.
 
 Handlers answer locally when the answer is configuration (server time, instruments) and go
 to the state service when it is account state (wallet, positions).
@@ -58,12 +58,26 @@ class MarketQuery:
         return StateCall("market_query", (self.path, call.params))
 
 
-def wallet_balance(call: Call) -> HandlerResult:
-    return StateCall("wallet_balance", (call.api_key, call.params))
+class Engine:
+    """A signed endpoint answered by one engine command: ``op(api_key, params)``."""
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+    def __call__(self, call: Call) -> HandlerResult:
+        return StateCall(self.op, (call.api_key, call.params))
 
 
-def position_list(call: Call) -> HandlerResult:
-    return StateCall("position_list", (call.api_key, call.params))
+#: path -> (method, engine command) for the trading endpoints
+TRADING = {
+    "/v5/order/create": ("POST", "order_create"),
+    "/v5/order/amend": ("POST", "order_amend"),
+    "/v5/order/cancel": ("POST", "order_cancel"),
+    "/v5/order/cancel-all": ("POST", "order_cancel_all"),
+    "/v5/order/realtime": ("GET", "order_realtime"),
+    "/v5/order/history": ("GET", "order_history"),
+    "/v5/execution/list": ("GET", "execution_list"),
+}
 
 
 def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
@@ -71,9 +85,10 @@ def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
         "/v5/market/time": Route("GET", market_time, signed=False),
         "/v5/market/instruments-info": Route("GET", Instruments(config), signed=False),
         **{path: Route("GET", MarketQuery(path), signed=False) for path in queries.ENDPOINTS},
-        "/v5/account/wallet-balance": Route("GET", wallet_balance, signed=True),
-        "/v5/position/list": Route("GET", position_list, signed=True),
+        "/v5/account/wallet-balance": Route("GET", Engine("wallet_balance"), signed=True),
+        "/v5/position/list": Route("GET", Engine("position_list"), signed=True),
         "/v5/account/info": Route("GET", account_info, signed=True),
         "/v5/user/query-api": Route("GET", query_api, signed=True),
         "/v5/asset/coin/query-info": Route("GET", CoinInfo(config), signed=True),
+        **{path: Route(method, Engine(op), signed=True) for path, (method, op) in TRADING.items()},
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +18,17 @@ from picows import WSUpgradeRequest
 from ..config import MockExchangeConfig
 from ..market.publisher import MarketPublisher
 from ..service.client import Reply, StateClient
+from . import messages
 from .fanout import FanOut, Outbox
-from .listeners import BaseListener, PrivateListener, PublicListener
+from .listeners import BaseListener, PrivateListener, PublicListener, now_ms
 from .topics import PublicTopics
 
 log = logging.getLogger(__name__)
+
+
+def new_push_id() -> str:
+    return str(uuid.uuid4())
+
 
 PUBLIC_PATHS = {f"/v5/public/{c}": c for c in ("linear", "spot", "inverse", "option")}
 
@@ -67,10 +74,35 @@ class WsApp:
             if listener.outbox is not None:
                 self.publisher.on_subscribe(listener.category, topic, listener.outbox)
 
-    def on_events(self, events: list[tuple[str, object]]) -> None:
-        """Engine events (see ``engine/events.py``): market reloads now, private events later."""
+    def on_events(self, events: list[tuple[str, Any]]) -> None:
+        """Engine events (see ``engine/events.py``): market reloads and private account events."""
         if any(kind in ("market_reload", "gap") for kind, _ in events):
             self.reload_markets()
+        for kind, data in events:
+            if kind == "private":
+                self.push_private(*data)
+
+    def push_private(self, api_key: str, pushes: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Send one change's messages to every connection of the account that subscribed.
+
+        A connection subscribed to ``order`` gets every category's orders; one subscribed to
+        ``order.linear`` gets linear ones, under that topic name, as Bybit sends them.
+        """
+        conns = self.private.get(api_key)
+        if not conns:
+            return
+        now = now_ms()
+        for topic, items in pushes:
+            category = items[0].get("category") if items else None
+            variants = (topic, f"{topic}.{category}") if category else (topic,)
+            encoded: dict[str, bytes] = {}
+            for conn in conns:
+                for name in variants:
+                    if name in conn.topics:
+                        payload = encoded.get(name)
+                        if payload is None:
+                            payload = encoded[name] = messages.private_push(name, items, new_push_id(), now)
+                        conn.send(payload)
 
     def reload_markets(self) -> None:
         def done(reply: Reply) -> None:

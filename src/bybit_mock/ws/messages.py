@@ -68,3 +68,8 @@ def private_pong(conn_id: str, req_id: Any, now_ms: int) -> bytes:
     _with_req_id(msg, req_id)
     msg.update(op="pong", args=[str(now_ms)], conn_id=conn_id)
     return orjson.dumps(msg)
+
+
+def private_push(topic: str, items: list[dict[str, Any]], push_id: str, now_ms: int) -> bytes:
+    """An ``order``/``execution``/``position``/``wallet`` message (``id``, ``topic``, ``creationTime``, ``data``)."""
+    return orjson.dumps({"id": push_id, "topic": topic, "creationTime": now_ms, "data": items})

@@ -1,0 +1,119 @@
+"""How a fill moves an account's money and positions, the way Bybit's unified account does.
+
+Linear (USDT-settled) contracts: the position keeps a signed size and an average entry
+price. A fill in the position's direction (or from flat) averages in; a fill against it
+closes ``min(size, qty)`` at ``(price - entry) * closed`` (opposite sign for a short) and,
+if larger, opens the rest the other way at the fill price. Realised PnL and the fee move the
+settle coin's wallet balance, so ``wallet = start + realised PnL - fees`` always holds, and
+``cumRealisedPnl`` (position and coin) counts both, as Bybit's does.
+
+Spot: a buy pays ``qty * price`` of the quote coin and receives ``qty`` of the base coin less
+the fee (charged in the coin received); a sell pays ``qty`` base and receives the value less
+the fee in quote.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+from ..config import InstrumentConfig
+from .accounts import ZERO, Account, Position
+
+DEFAULT_LEVERAGE = Decimal(10)
+
+
+class FillResult(NamedTuple):
+    closed_size: Decimal
+    pnl: Decimal  # realised by this fill, before fees
+    fee_coin: str
+
+
+def position_of(account: Account, inst: InstrumentConfig, now_ms: int) -> Position:
+    ident = (inst.category, inst.symbol)
+    pos = account.positions.get(ident)
+    if pos is None:
+        pos = account.positions[ident] = Position(
+            inst.category, inst.symbol, "Buy", ZERO, ZERO, DEFAULT_LEVERAGE, now_ms, now_ms
+        )
+    return pos
+
+
+def apply_fill(
+    account: Account,
+    inst: InstrumentConfig,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    now_ms: int,
+    seq: int,
+) -> FillResult:
+    if inst.category == "spot":
+        return _spot_fill(account, inst, side, qty, price, fee)
+    return _linear_fill(account, inst, side, qty, price, fee, now_ms, seq)
+
+
+def _linear_fill(
+    account: Account,
+    inst: InstrumentConfig,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    now_ms: int,
+    seq: int,
+) -> FillResult:
+    pos = position_of(account, inst, now_ms)
+    current = pos.signed_size
+    trade = qty if side == "Buy" else -qty
+    closed = ZERO
+    pnl = ZERO
+    if current == 0 or (current > 0) == (trade > 0):
+        new = current + trade
+        entry = (abs(current) * pos.entry_price + qty * price) / abs(new)
+    else:
+        closed = min(abs(current), qty)
+        pnl = (price - pos.entry_price) * closed * (1 if current > 0 else -1)
+        new = current + trade
+        if new == 0:
+            entry = ZERO
+        elif (new > 0) != (current > 0):
+            entry = price  # flipped: the remainder opened at this fill's price
+        else:
+            entry = pos.entry_price
+    pos.size = abs(new)
+    if new:
+        pos.side = "Buy" if new > 0 else "Sell"
+    pos.entry_price = entry
+    pos.updated_ms = now_ms
+    pos.seq = seq
+    net = pnl - fee
+    pos.cur_realised_pnl = net
+    pos.cum_realised_pnl += net
+    coin = account.coin(inst.settle_coin)
+    coin.wallet += net
+    coin.cum_realised_pnl += net
+    return FillResult(closed, pnl, inst.settle_coin)
+
+
+def _spot_fill(
+    account: Account, inst: InstrumentConfig, side: str, qty: Decimal, price: Decimal, fee: Decimal
+) -> FillResult:
+    base = account.coin(inst.base_coin)
+    quote = account.coin(inst.quote_coin)
+    value = qty * price
+    if side == "Buy":
+        quote.wallet -= value
+        base.wallet += qty - fee
+        return FillResult(ZERO, ZERO, inst.base_coin)
+    base.wallet -= qty
+    quote.wallet += value - fee
+    return FillResult(ZERO, ZERO, inst.quote_coin)
+
+
+def fee_of(inst: InstrumentConfig, side: str, qty: Decimal, price: Decimal, rate: Decimal) -> Decimal:
+    """The fee of a fill: on the value for linear and spot sells, on the coins received for spot buys."""
+    if inst.category == "spot" and side == "Buy":
+        return qty * rate
+    return qty * price * rate
