@@ -258,6 +258,9 @@ class MockExchangeConfig:
     max_ws_frame_bytes: int = 64 << 10
     #: Unsent bytes a WS connection may hold before it counts as a slow consumer and is dropped.
     ws_max_buffer_bytes: int = 4 << 20
+    #: Milliseconds a ``/v5/trade`` reply waits before it is sent. pybit registers its callback
+    #: only after sending, so an instant reply is dropped as "unregistered reqId"; 20 ms is safe.
+    trade_reply_delay_ms: float = 20.0
     #: Seconds the supervisor waits for every process to report ready.
     start_timeout: float = 30.0
     log_level: str = "WARNING"

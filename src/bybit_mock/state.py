@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from .config import AccountConfig, Category, Side
-from .engine.views import CoinView, PositionView
+from .engine.views import CoinView, ExecutionView, OrderView, PositionView
 from .service.manager import ExchangeProxy, connect
 
 
@@ -91,3 +91,34 @@ class MockExchangeState:
 
     def thaw_market(self, symbol: str | None = None, category: Category | None = None) -> None:
         self._proxy.freeze_market(category, symbol, False)
+
+    # -- orders and fills -------------------------------------------------------------------
+
+    def open_orders(self, api_key: str, symbol: str | None = None) -> list[OrderView]:
+        """Orders still New or PartiallyFilled, oldest first."""
+        result: list[OrderView] = self._proxy.open_orders(api_key, symbol)
+        return result
+
+    def order(self, api_key: str, order_id: str | None = None, *, order_link_id: str | None = None) -> OrderView | None:
+        """One order (any status) by ``orderId`` or ``orderLinkId``; None if there is none."""
+        result: OrderView | None = self._proxy.order(api_key, order_id, order_link_id)
+        return result
+
+    def executions(self, api_key: str, start_ms: int | None = None, end_ms: int | None = None) -> list[ExecutionView]:
+        """Fills in time order, optionally within ``[start_ms, end_ms]``."""
+        result: list[ExecutionView] = self._proxy.executions_between(api_key, start_ms, end_ms)
+        return result
+
+    def fill_order(
+        self,
+        api_key: str,
+        order_id: str,
+        qty: Decimal | int | str | None = None,
+        price: Decimal | int | str | None = None,
+    ) -> None:
+        """Fill an open order now (all of it by default, at its own price by default).
+
+        The account's private stream gets the order, execution, position and wallet messages,
+        exactly as when the market fills it.
+        """
+        self._proxy.fill_order(api_key, order_id, qty, price)

@@ -74,13 +74,7 @@ def verify_rest(
     api_key = headers[b"x-bapi-api-key"].decode("latin-1")
     ts_raw = headers.get(b"x-bapi-timestamp", b"").decode("latin-1")
     recv_window = headers.get(b"x-bapi-recv-window", DEFAULT_RECV_WINDOW.encode()).decode("latin-1")
-    try:
-        ts = int(ts_raw)
-        window = int(recv_window)
-    except ValueError:
-        raise errors.timestamp_error(ts_raw, now_ms, recv_window) from None
-    if not now_ms - window <= ts < now_ms + FUTURE_TOLERANCE_MS:
-        raise errors.timestamp_error(ts_raw, now_ms, recv_window)
+    check_timestamp(ts_raw, recv_window, now_ms)
     secret = secret_for.get(api_key)
     if secret is None:
         raise errors.BybitError(errors.INVALID_API_KEY, errors.INVALID_API_KEY_MSG)
@@ -89,6 +83,17 @@ def verify_rest(
     if not hmac.compare_digest(sign(secret, origin), given):
         raise errors.sign_error(origin)
     return api_key
+
+
+def check_timestamp(ts_raw: str, recv_window: str, now_ms: int) -> None:
+    """Bybit's rule ``server - recv_window <= ts < server + 1000``; 10002 otherwise."""
+    try:
+        ts = int(ts_raw)
+        window = int(recv_window)
+    except ValueError:
+        raise errors.timestamp_error(ts_raw, now_ms, recv_window) from None
+    if not now_ms - window <= ts < now_ms + FUTURE_TOLERANCE_MS:
+        raise errors.timestamp_error(ts_raw, now_ms, recv_window)
 
 
 def api_key_of(headers: Mapping[bytes, bytes]) -> str | None:

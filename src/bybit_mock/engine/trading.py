@@ -21,6 +21,7 @@ The WS workers deliver them to the account's authenticated connections.
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -29,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
 from ..bybit.numbers import fmt, parse_decimal
-from ..config import InstrumentConfig
+from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
 from .ledger import apply_fill, fee_of, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
+from .views import ExecutionView, OrderView
 
 MAX_OPEN_ORDERS = 500
 DAY_MS = 86_400_000
@@ -85,6 +87,7 @@ class Trading:
     events: EventLog
     markets: Markets
     _clock: Callable[[], int]
+    _lock: threading.RLock
 
     if TYPE_CHECKING:
 
@@ -424,17 +427,54 @@ class Trading:
                 self._rest(account, inst, order)
         self._emit(account, inst, [order], changes)
 
-    def fill_order(self, api_key: str, order_id: str, qty: Decimal | None = None, price: Decimal | None = None) -> None:
-        """Test API: fill an open order (all of it by default) at ``price`` (its own by default)."""
-        order = self.orders.get(order_id)
-        if order is None or order.api_key != api_key:
-            raise ValueError(f"no order {order_id!r} for this account")
-        if not order.is_open:
-            raise ValueError(f"order {order_id} is {order.status}; only open orders can fill")
-        amount = order.leaves_qty if qty is None else qty
-        if not ZERO < amount <= order.leaves_qty:
-            raise ValueError(f"qty must be in (0, {order.leaves_qty}]")
-        self._fill_resting(order, amount, order.price if price is None else price, self._clock())
+    # -- state API (tests) ------------------------------------------------------------------
+
+    def open_orders(self, api_key: str, symbol: str | None = None) -> list[OrderView]:
+        with self._lock:
+            self._account(api_key)
+            found = [o for o in self.account_orders.get(api_key, []) if o.is_open and symbol in (None, o.symbol)]
+            return [_order_view(o) for o in found]
+
+    def order(self, api_key: str, order_id: str | None = None, order_link_id: str | None = None) -> OrderView | None:
+        with self._lock:
+            found = self.orders.get(order_id) if order_id else self.link_ids.get((api_key, order_link_id or ""))
+            return _order_view(found) if found is not None and found.api_key == api_key else None
+
+    def executions_between(
+        self, api_key: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[ExecutionView]:
+        """Fills in time order, ``start_ms <= execTime <= end_ms`` (either bound optional)."""
+        with self._lock:
+            return [
+                _execution_view(e)
+                for e in self.executions.get(api_key, [])
+                if (start_ms is None or e.time_ms >= start_ms) and (end_ms is None or e.time_ms <= end_ms)
+            ]
+
+    def fill_order(
+        self,
+        api_key: str,
+        order_id: str,
+        qty: Decimal | int | str | None = None,
+        price: Decimal | int | str | None = None,
+    ) -> None:
+        """Fill an open order (all of it by default) at ``price`` (its own by default), as maker.
+
+        Money, position and the private pushes move exactly as for a market-driven fill.
+        """
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None or order.api_key != api_key:
+                raise ValueError(f"no order {order_id!r} for this account")
+            if not order.is_open:
+                raise ValueError(f"order {order_id} is {order.status}; only open orders can fill")
+            amount = order.leaves_qty if qty is None else to_decimal(qty, "qty")
+            if not ZERO < amount <= order.leaves_qty:
+                raise ValueError(f"qty must be in (0, {order.leaves_qty}]")
+            at = order.price if price is None else to_decimal(price, "price")
+            if at <= 0:
+                raise ValueError("price must be > 0")
+            self._fill_resting(order, amount, at, self._clock())
 
     # -- mechanics --------------------------------------------------------------------------
 
@@ -612,6 +652,47 @@ class Trading:
         coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
         messages.append(("wallet", [shapes.wallet_account(valuation, coins)]))
         self.events.append("private", (account.api_key, messages))
+
+
+def _order_view(o: Order) -> OrderView:
+    return OrderView(
+        o.order_id,
+        o.link_id,
+        o.category,
+        o.symbol,
+        o.side,
+        o.order_type,
+        o.time_in_force,
+        o.status,
+        o.qty,
+        o.price,
+        o.cum_qty,
+        o.avg_price,
+        o.cum_fee,
+        o.reduce_only,
+        o.created_ms,
+        o.updated_ms,
+    )
+
+
+def _execution_view(e: Execution) -> ExecutionView:
+    o = e.order
+    return ExecutionView(
+        e.exec_id,
+        o.order_id,
+        o.link_id,
+        o.category,
+        o.symbol,
+        o.side,
+        e.price,
+        e.qty,
+        e.fee,
+        e.fee_coin,
+        e.is_maker,
+        e.closed_size,
+        e.pnl,
+        e.time_ms,
+    )
 
 
 def _truncate(plan: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Decimal, Decimal]]:

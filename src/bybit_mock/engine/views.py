@@ -35,3 +35,41 @@ class CoinView:
     @property
     def usd_value(self) -> Decimal:
         return self.equity * self.usd_price
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order_id: str
+    order_link_id: str
+    category: str
+    symbol: str
+    side: str
+    order_type: str
+    time_in_force: str
+    status: str  # Bybit's orderStatus
+    qty: Decimal
+    price: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal
+    fee: Decimal
+    reduce_only: bool
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionView:
+    exec_id: str
+    order_id: str
+    order_link_id: str
+    category: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_coin: str
+    is_maker: bool
+    closed_size: Decimal
+    realised_pnl: Decimal  # before fees
+    time_ms: int

@@ -37,6 +37,10 @@ EXPOSED = (
     "set_price",
     "freeze_market",
     "wait_events",
+    "open_orders",
+    "order",
+    "executions_between",
+    "fill_order",
     "event_cursor",
 )
 

@@ -1,6 +1,6 @@
 """The WS worker's shared state and its listener factory (the factory is the router).
 
-Paths: ``/v5/public/{linear,spot,inverse,option}`` and ``/v5/private``; anything else is
+Paths: ``/v5/public/{linear,spot,inverse,option}``, ``/v5/private`` and ``/v5/trade``; anything else is
 refused with 404 before the upgrade. Query strings (e.g. ``?max_active_time=1m``) are
 accepted and ignored.
 """
@@ -22,6 +22,7 @@ from . import messages
 from .fanout import FanOut, Outbox
 from .listeners import BaseListener, PrivateListener, PublicListener, now_ms
 from .topics import PublicTopics
+from .trade import TradeListener
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class WsApp:
     def __init__(self, config: MockExchangeConfig, state: StateClient, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.state = state
+        self.loop = loop
         self.fanout = FanOut(loop, config.ws_max_buffer_bytes)
         self.connections = 0
         self.public_topics = PublicTopics(config)
@@ -64,6 +66,8 @@ class WsApp:
             return PublicListener(self, category)
         if path == "/v5/private":
             return PrivateListener(self)
+        if path == "/v5/trade":
+            return TradeListener(self)
         return None  # picows answers 404
 
     # -- subscriptions ----------------------------------------------------------------------

@@ -43,6 +43,9 @@ def now_ms() -> int:
 
 
 class BaseListener(WSListener):
+    #: where a request carries its id (``/v5/trade`` says ``reqId``)
+    REQ_ID_KEY = "req_id"
+
     def __init__(self, app: WsApp) -> None:
         self.app = app
         self.conn_id = new_conn_id()
@@ -82,7 +85,7 @@ class BaseListener(WSListener):
                 self.on_bad_message("", None, "error:request not json object")
                 return
             op = msg.get("op")
-            req_id = msg.get("req_id")
+            req_id = msg.get(self.REQ_ID_KEY)
             if not isinstance(op, str):
                 self.on_bad_message("", req_id, "error:op is required")
                 return
@@ -187,7 +190,7 @@ class PrivateListener(BaseListener):
 
     def authenticate(self, msg: dict[str, Any], req_id: Any) -> None:
         if self.api_key is not None:
-            self.send(messages.private_ack("auth", self.conn_id, req_id, False, "Repeat auth"))
+            self.auth_reply(req_id, False, repeat=True)
             return
         args = msg.get("args")
         key = args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
@@ -195,11 +198,11 @@ class PrivateListener(BaseListener):
         def decide() -> None:
             api_key = auth.verify_ws_auth(args, self.app.secrets, now_ms())
             if api_key is None:
-                self.send(messages.private_ack("auth", self.conn_id, req_id, False, "Params Error"))
+                self.auth_reply(req_id, False)
             else:
                 self.api_key = api_key
-                self.send(messages.private_ack("auth", self.conn_id, req_id, True, ""))
-                self.app.private_authenticated(self)
+                self.auth_reply(req_id, True)
+                self.authenticated()
 
         if key is not None and key not in self.app.secrets:
             # Possibly an account added at run time: look again before refusing.
@@ -207,6 +210,14 @@ class PrivateListener(BaseListener):
             self.app.look_up_key(key, lambda: self._resume(decide))
         else:
             decide()
+
+    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False) -> None:
+        ret_msg = "" if ok else "Repeat auth" if repeat else "Params Error"
+        self.send(messages.private_ack("auth", self.conn_id, req_id, ok, ret_msg))
+
+    def authenticated(self) -> None:
+        """After the auth ack: from now on the account's pushes reach this connection."""
+        self.app.private_authenticated(self)
 
     def _resume(self, decide: Callable[[], None]) -> None:
         self._auth_pending = False

@@ -1,0 +1,116 @@
+"""``/v5/trade``: order entry over WebSocket (``order.create``, ``order.amend``, ``order.cancel``).
+
+The channel authenticates like ``/v5/private`` but answers in the trade shape
+(``retCode``/``retMsg``/``connId``; pybit's ``WebSocketTrading`` accepts nothing else). Each
+order op carries a ``reqId`` (echoed; a repeat on the connection gets 20006), a ``header``
+block whose ``X-BAPI-TIMESTAMP`` follows the REST recv-window rule (10002), and ``args``
+holding exactly one REST-shaped request. The engine runs it as the REST endpoint would, and
+the reply carries Bybit's header block (rate-limit fields, ``Traceid``, ``Timenow``).
+
+Replies wait ``trade_reply_delay_ms`` (20 ms by default): pybit sends before it registers
+the callback for a ``reqId``, so an instant reply would be dropped as unregistered.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..bybit import auth, errors
+from ..bybit.errors import BybitError
+from ..service.client import Reply
+from .listeners import PrivateListener, now_ms
+
+if TYPE_CHECKING:
+    from .app import WsApp
+
+#: op -> engine command
+ORDER_OPS = {"order.create": "order_create", "order.amend": "order_amend", "order.cancel": "order_cancel"}
+MAX_REQ_ID = 36
+
+
+class TradeListener(PrivateListener):
+    REQ_ID_KEY = "reqId"
+
+    def __init__(self, app: WsApp) -> None:
+        super().__init__(app)
+        self.req_ids: set[str] = set()
+
+    def authenticated(self) -> None:
+        """Order entry only: this connection gets no pushes."""
+
+    def reply(self, op: str, code: int, msg: str, req_id: Any = None, **fields: Any) -> None:
+        body: dict[str, Any] = {}
+        if req_id is not None:
+            body["reqId"] = req_id
+        body.update(retCode=code, retMsg=msg, op=op, **fields)
+        body["connId"] = self.conn_id
+        self.send(orjson.dumps(body))
+
+    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False) -> None:
+        if ok:
+            self.reply("auth", 0, "OK", req_id)
+        elif repeat:
+            self.reply("auth", 20001, "Repeat auth", req_id)
+        else:
+            self.reply("auth", errors.SIGN_ERROR, "Invalid sign", req_id)
+
+    def on_bad_message(self, op: str, req_id: Any, ret_msg: str) -> None:
+        self.reply(op, errors.PARAMS_ERROR, ret_msg, req_id)
+
+    def on_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
+        if self._auth_pending:
+            self._backlog.append((op, msg, req_id))
+        elif op == "ping":
+            self.reply("pong", 0, "OK", req_id, data=[str(now_ms())])
+        elif op == "auth":
+            self.authenticate(msg, req_id)
+        elif op in ORDER_OPS:
+            try:
+                self.order_op(op, msg, req_id)
+            except BybitError as exc:
+                self.reply(op, exc.code, exc.msg, req_id, data={}, retExtInfo={}, header=self.header())
+        else:
+            self.reply(op, 10404, f"op not found: {op}", req_id)
+
+    def order_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
+        if self.api_key is None:
+            raise BybitError(errors.INVALID_API_KEY, "Please authenticate first")
+        if req_id is not None:
+            if not isinstance(req_id, str) or len(req_id) > MAX_REQ_ID:
+                raise errors.params_error(f"reqId must be a string of at most {MAX_REQ_ID} chars")
+            if req_id in self.req_ids:
+                raise BybitError(20006, "reqId is duplicated")
+            self.req_ids.add(req_id)
+        header = msg.get("header")
+        if not isinstance(header, dict) or header.get("X-BAPI-TIMESTAMP") is None:
+            raise errors.params_error("header.X-BAPI-TIMESTAMP is required")
+        window = header.get("X-BAPI-RECV-WINDOW") or auth.DEFAULT_RECV_WINDOW
+        auth.check_timestamp(str(header["X-BAPI-TIMESTAMP"]), str(window), now_ms())
+        args = msg.get("args")
+        if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
+            raise errors.params_error("args must hold exactly one request object")
+
+        def done(reply: Reply) -> None:
+            code, value = reply
+            if code == 0:
+                fields = {"data": orjson.loads(value), "retExtInfo": {}, "header": self.header()}
+                send = lambda: self.reply(op, 0, "OK", req_id, **fields)  # noqa: E731
+            else:
+                send = lambda: self.reply(op, code, value, req_id, data={}, retExtInfo={}, header=self.header())  # noqa: E731
+            self.app.loop.call_later(self.app.config.trade_reply_delay_ms / 1000, send)
+
+        self.app.state.submit(ORDER_OPS[op], (self.api_key, args[0]), done)
+
+    @staticmethod
+    def header() -> dict[str, str]:
+        now = str(now_ms())
+        return {
+            "X-Bapi-Limit": "10",
+            "X-Bapi-Limit-Status": "9",
+            "X-Bapi-Limit-Reset-Timestamp": now,
+            "Traceid": secrets.token_hex(16),
+            "Timenow": now,
+        }
