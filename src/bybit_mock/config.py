@@ -293,6 +293,8 @@ class MockExchangeConfig:
             port = getattr(self, port_name)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ConfigError(f"{port_name} must be an integer from 0 to 65535, got {port!r}")
+        if self.trade_reply_delay_ms < 0:
+            raise ConfigError("trade_reply_delay_ms must be >= 0")
         if self.max_body_bytes < 1024 or self.max_ws_frame_bytes < 1024:
             raise ConfigError("max_body_bytes and max_ws_frame_bytes must be >= 1024")
         keys = [a.api_key for a in self.accounts]
@@ -347,7 +349,8 @@ class MockExchangeConfig:
         if unknown:
             raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
         for name, raw in server.items():
-            expected = str if name in ("host", "log_level") else (float if name == "start_timeout" else int)
+            floats = ("start_timeout", "trade_reply_delay_ms")
+            expected = str if name in ("host", "log_level") else (float if name in floats else int)
             value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ConfigError(f"[server] {name}: expected {expected.__name__}, got {raw!r}")
