@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httptools
 import uvloop
@@ -54,6 +58,18 @@ async def serve(seconds: float) -> None:
     except TimeoutError:
         pass
     server.close()
+
+
+@contextmanager
+def running(seconds: float = 600) -> Iterator[int]:
+    """Start the ceiling server in its own process; yield its port; stop it."""
+    server = subprocess.Popen([sys.executable, __file__, "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield int(server.stdout.readline())
+    finally:
+        server.terminate()
+        server.wait(5)
 
 
 if __name__ == "__main__":

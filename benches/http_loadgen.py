@@ -56,6 +56,10 @@ class Target:
             cached = _SIGNED[self] = (now, self._build())
         return cached[1]
 
+    def next_request(self, step: int, last_body: bytes) -> bytes:
+        """The request a connection sends at ``step`` (0, 1, ...), after ``last_body``."""
+        return self.request()
+
     def _build(self) -> bytes:
         head = f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if self.api_key and self.api_secret:
@@ -72,6 +76,33 @@ class Target:
 _SIGNED: dict[Target, tuple[float, bytes]] = {}
 
 
+@dataclass(frozen=True)
+class OrderCycle(Target):
+    """Signed ``POST /v5/order/create`` of a resting limit order, then ``/v5/order/cancel`` of it.
+
+    Every request is signed on its own (each body differs). Both answers count; an order
+    cycle is two requests.
+    """
+
+    body: str = (
+        '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.001","price":"30000"}'
+    )
+
+    def next_request(self, step: int, last_body: bytes) -> bytes:
+        if step % 2 == 0:
+            return self._post("/v5/order/create", self.body)
+        start = last_body.find(b'"orderId":"') + 11
+        order_id = last_body[start : last_body.find(b'"', start)].decode() if start > 10 else ""
+        return self._post("/v5/order/cancel", f'{{"category":"linear","symbol":"BTCUSDT","orderId":"{order_id}"}}')
+
+    def _post(self, path: str, body: str) -> bytes:
+        assert self.api_key and self.api_secret
+        headers = rest_headers(self.api_key, self.api_secret, body, time.time_ns() // 1_000_000)
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        return f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode()
+
+
 class Client(asyncio.Protocol):
     def __init__(self, target: Target, stats: Stats) -> None:
         self.target = target
@@ -79,6 +110,8 @@ class Client(asyncio.Protocol):
         self.fixed = None if target.signed else target.request()
         self.buf = b""
         self.sent = 0
+        self.step = 0
+        self.last_body = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,7 +121,10 @@ class Client(asyncio.Protocol):
     def send(self) -> None:
         assert self.transport is not None
         self.sent = time.perf_counter_ns()
-        self.transport.write(self.fixed if self.fixed is not None else self.target.request())
+        self.transport.write(
+            self.fixed if self.fixed is not None else self.target.next_request(self.step, self.last_body)
+        )
+        self.step += 1
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -104,6 +140,7 @@ class Client(asyncio.Protocol):
             body = self.buf[end + 4 : end + 4 + length]
             self.buf = self.buf[end + 4 + length :]
             ok = head.startswith(b"HTTP/1.1 200") and (b'"retCode":0' in body or not body.startswith(b'{"retCode"'))
+            self.last_body = body
             self.stats.record(time.perf_counter_ns() - self.sent, ok)
             if not self.stats.stopping:
                 self.send()

@@ -19,17 +19,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import canned_server
 from bybit_mock import MockExchange, MockExchangeConfig
 from http_loadgen import Result, Target, run
 
-HERE = Path(__file__).parent
 CEILING = "ceiling (canned httptools)"
 TARGETS = {"market/time": 0.7, "wallet-balance (signed)": 0.35}
 
@@ -41,24 +39,11 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = 2.0
 
 
-@contextmanager
-def canned_server() -> Iterator[int]:
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "canned_server.py"), "--seconds", "600"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        yield int(server.stdout.readline())
-    finally:
-        server.terminate()
-        server.wait(5)
-
-
 def test_rest_throughput(benchmark: Any) -> None:
     rounds: list[dict[str, Result]] = []
 
     def measure() -> None:
-        with canned_server() as port, MockExchange(MockExchangeConfig.default()) as ex:
+        with canned_server.running() as port, MockExchange(MockExchangeConfig.default()) as ex:
             wallet = f"{ex.rest_url}/v5/account/wallet-balance?accountType=UNIFIED"
             targets = {
                 CEILING: Target("127.0.0.1", port, "/v5/market/time"),

@@ -182,3 +182,27 @@ def test_add_account_and_validation() -> None:
         ex.set_balance(KEY, "USDT", -1)
     with pytest.raises(ValueError):
         ex.set_position(KEY, "DOGEUSDT", "Buy", 1, 1)
+
+
+def test_private_events_are_built_only_for_watched_accounts() -> None:
+    ex = make()
+    order = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "0.1",
+        "price": "3000",
+    }
+    cursor = ex.event_cursor()
+    ok(ex.apply_batch([("order_create", (KEY, order))])[0])
+    assert [kind for kind, _ in ex.wait_events(cursor, 0)[1]] == []  # nobody listens
+    ex.apply_batch([("watch", ("ws-0", [KEY]))])
+    ok(ex.apply_batch([("order_create", (KEY, order))])[0])
+    ((kind, (key, pushes)),) = ex.wait_events(cursor, 0)[1]
+    assert kind == "private" and key == KEY and [topic for topic, _ in pushes] == ["order", "position", "wallet"]
+    ex.watch("ws-1", [KEY])
+    ex.watch("ws-0", [])
+    assert ex.watched == {KEY}  # still watched through ws-1
+    ex.watch("ws-1", [])
+    assert ex.watched == frozenset()

@@ -51,6 +51,7 @@ class Clock:
 def new_exchange() -> Exchange:
     account = AccountConfig(KEY, "secret", {"USDT": START_USDT, "BTC": START_BTC})
     ex = Exchange(MockExchangeConfig(accounts=[account]), clock=Clock())
+    ex.watch("test", [KEY])  # as a WS worker with a private connection for the account does
     ex.freeze_market()
     ex.set_mark_price("BTCUSDT", 65000)
     ex.set_mark_price("BTCUSDT", 65000, category="spot")

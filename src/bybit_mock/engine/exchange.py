@@ -66,6 +66,7 @@ class Exchange(Trading):
             "position_list": self.position_list,
             "market_models": self.market_models,
             "market_query": self.market_query,
+            "watch": self.watch,
             "order_create": _encoded(self.order_create),
             "order_amend": _encoded(self.order_amend),
             "order_cancel": _encoded(self.order_cancel),
@@ -80,6 +81,9 @@ class Exchange(Trading):
         self._state_version = 0
         self._wallet_cache: dict[tuple[Any, ...], bytes] = {}
         self.events = EventLog()
+        #: WS worker -> accounts with a private connection there; pushes are built for these only
+        self._watchers: dict[str, frozenset[str]] = {}
+        self.watched: frozenset[str] = frozenset()
         self.markets = Markets([], config.market, 0)
         self._seq = 0
         self.reset()
@@ -138,6 +142,16 @@ class Exchange(Trading):
     def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[tuple[str, Any]]]:
         """Long-poll the event log (never under the engine lock: see ``events.py``)."""
         return self.events.wait(cursor, min(max(timeout, 0.0), 30.0))
+
+    def watch(self, worker: str, api_keys: list[str]) -> None:
+        """A WS worker's accounts with authenticated private connections (its whole set).
+
+        Private pushes are built only for watched accounts: encoding order, position and
+        wallet messages is most of an order's cost, and nobody may be listening.
+        """
+        with self._lock:
+            self._watchers[worker] = frozenset(api_keys)
+            self.watched = frozenset().union(*self._watchers.values())
 
     def event_cursor(self) -> int:
         return self.events.cursor

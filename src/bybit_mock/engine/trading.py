@@ -88,6 +88,7 @@ class Trading:
     markets: Markets
     _clock: Callable[[], int]
     _lock: threading.RLock
+    watched: frozenset[str]
 
     if TYPE_CHECKING:
 
@@ -636,6 +637,8 @@ class Trading:
 
     def _emit(self, account: Account, inst: InstrumentConfig, orders: list[Order], fills: list[Execution]) -> None:
         """One private event per change: order, execution, position and wallet messages."""
+        if account.api_key not in self.watched:
+            return
         messages: list[tuple[str, list[dict[str, Any]]]] = [
             ("order", [order_item(o, inst, stream=True) for o in orders])
         ]

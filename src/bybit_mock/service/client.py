@@ -42,6 +42,10 @@ COALESCED_READS = frozenset({"wallet_balance", "position_list", "secret"})
 
 UNAVAILABLE: Reply = (SERVER_ERROR, "Server error: state service unavailable")
 
+#: Batches on the wire at once. The server answers a connection's calls in order, so a second
+#: batch queued behind the first keeps the engine busy while the worker answers the first.
+MAX_IN_FLIGHT = 2
+
 
 class Channel(Protocol):
     def call(self, method: str, args: tuple[Any, ...]) -> None: ...
@@ -92,7 +96,7 @@ class StateClient:
             callback(UNAVAILABLE)
             return
         self._pending.append((op, args, callback))
-        if not self._flush_scheduled and not self._in_flight:
+        if not self._flush_scheduled and len(self._in_flight) < MAX_IN_FLIGHT:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
@@ -111,7 +115,7 @@ class StateClient:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._pending or self._in_flight:
+        if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
             return
         if self._channel is None:
             self._ensure_connecting()

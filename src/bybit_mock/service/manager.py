@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.managers import BaseManager, BaseProxy
@@ -85,6 +86,10 @@ def init_state_service(config: MockExchangeConfig, parent_pid: int) -> None:
         format="%(asctime)s state[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     _exchange = Exchange(config)
+    # The Manager serves each connection from its own thread; a thread woken by a request
+    # waits for the GIL up to the switch interval (5 ms by default) while the market clock
+    # or another connection's thread runs. 0.5 ms keeps a request's wait short.
+    sys.setswitchinterval(0.0005)
     watch_parent(parent_pid)
     run_market_clock(_exchange)
 

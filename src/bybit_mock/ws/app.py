@@ -35,8 +35,11 @@ PUBLIC_PATHS = {f"/v5/public/{c}": c for c in ("linear", "spot", "inverse", "opt
 
 
 class WsApp:
-    def __init__(self, config: MockExchangeConfig, state: StateClient, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: MockExchangeConfig, state: StateClient, loop: asyncio.AbstractEventLoop, name: str = "ws"
+    ) -> None:
         self.config = config
+        self.name = name  # this worker's name in the engine's watch table
         self.state = state
         self.loop = loop
         self.fanout = FanOut(loop, config.ws_max_buffer_bytes)
@@ -126,9 +129,16 @@ class WsApp:
                 if not subs:
                     del self.subscribers[(listener.category, topic)]
 
-    def private_authenticated(self, listener: PrivateListener) -> None:
+    def private_authenticated(self, listener: PrivateListener, then: Callable[[], None]) -> None:
+        """Route the account's pushes to ``listener``; ``then`` runs once the engine builds them."""
         assert listener.api_key is not None
-        self.private.setdefault(listener.api_key, set()).add(listener)
+        conns = self.private.setdefault(listener.api_key, set())
+        first = not conns
+        conns.add(listener)
+        if first:
+            self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: then())
+        else:
+            then()
 
     def private_disconnected(self, listener: PrivateListener) -> None:
         if listener.api_key is not None:
@@ -137,6 +147,7 @@ class WsApp:
                 conns.discard(listener)
                 if not conns:
                     del self.private[listener.api_key]
+                    self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: None)
 
     # -- secrets ----------------------------------------------------------------------------
 

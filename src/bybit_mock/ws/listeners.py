@@ -200,9 +200,11 @@ class PrivateListener(BaseListener):
             if api_key is None:
                 self.auth_reply(req_id, False)
             else:
+                # The ack waits until the engine builds this account's pushes, so nothing the
+                # account does after the ack can be missed; frames behind it wait too.
                 self.api_key = api_key
-                self.auth_reply(req_id, True)
-                self.authenticated()
+                self._auth_pending = True
+                self.authenticated(lambda: self._resume(lambda: self.auth_reply(req_id, True)))
 
         if key is not None and key not in self.app.secrets:
             # Possibly an account added at run time: look again before refusing.
@@ -215,9 +217,9 @@ class PrivateListener(BaseListener):
         ret_msg = "" if ok else "Repeat auth" if repeat else "Params Error"
         self.send(messages.private_ack("auth", self.conn_id, req_id, ok, ret_msg))
 
-    def authenticated(self) -> None:
-        """After the auth ack: from now on the account's pushes reach this connection."""
-        self.app.private_authenticated(self)
+    def authenticated(self, then: Callable[[], None]) -> None:
+        """The account's pushes reach this connection from now on; ``then`` sends the ack."""
+        self.app.private_authenticated(self, then)
 
     def _resume(self, decide: Callable[[], None]) -> None:
         self._auth_pending = False

@@ -14,6 +14,7 @@ the callback for a ``reqId``, so an instant reply would be dropped as unregister
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,8 +39,9 @@ class TradeListener(PrivateListener):
         super().__init__(app)
         self.req_ids: set[str] = set()
 
-    def authenticated(self) -> None:
+    def authenticated(self, then: Callable[[], None]) -> None:
         """Order entry only: this connection gets no pushes."""
+        then()
 
     def reply(self, op: str, code: int, msg: str, req_id: Any = None, **fields: Any) -> None:
         body: dict[str, Any] = {}

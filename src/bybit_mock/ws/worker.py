@@ -17,8 +17,9 @@ from .app import WsApp
 
 async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[None]]:
     loop = asyncio.get_running_loop()
-    app = WsApp(spec.config, state, loop)
+    app = WsApp(spec.config, state, loop, spec.name)
     app.secrets = await fetch_secrets(state)
+    await state.call("watch", spec.name, [])  # a restarted worker starts with no private connections
     code, value = await state.call("market_models")
     if code != 0:
         raise RuntimeError(f"could not load the market models from the state service: {value}")
