@@ -258,9 +258,10 @@ class MockExchangeConfig:
     max_ws_frame_bytes: int = 64 << 10
     #: Unsent bytes a WS connection may hold before it counts as a slow consumer and is dropped.
     ws_max_buffer_bytes: int = 4 << 20
-    #: Milliseconds a ``/v5/trade`` reply waits before it is sent. pybit registers its callback
-    #: only after sending, so an instant reply is dropped as "unregistered reqId"; 20 ms is safe.
-    trade_reply_delay_ms: float = 20.0
+    #: Milliseconds a subscribe ack and a ``/v5/trade`` reply wait before they are sent. pybit
+    #: records a request's id only after sending it, so an instant answer is dropped or crashes
+    #: its thread (KeyError on the subscribe ack); 20 ms is safe. Frames behind it wait too.
+    ack_delay_ms: float = 20.0
     #: Seconds the supervisor waits for every process to report ready.
     start_timeout: float = 30.0
     log_level: str = "WARNING"
@@ -293,8 +294,8 @@ class MockExchangeConfig:
             port = getattr(self, port_name)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ConfigError(f"{port_name} must be an integer from 0 to 65535, got {port!r}")
-        if self.trade_reply_delay_ms < 0:
-            raise ConfigError("trade_reply_delay_ms must be >= 0")
+        if self.ack_delay_ms < 0:
+            raise ConfigError("ack_delay_ms must be >= 0")
         if self.max_body_bytes < 1024 or self.max_ws_frame_bytes < 1024:
             raise ConfigError("max_body_bytes and max_ws_frame_bytes must be >= 1024")
         keys = [a.api_key for a in self.accounts]
@@ -349,7 +350,7 @@ class MockExchangeConfig:
         if unknown:
             raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
         for name, raw in server.items():
-            floats = ("start_timeout", "trade_reply_delay_ms")
+            floats = ("start_timeout", "ack_delay_ms")
             expected = str if name in ("host", "log_level") else (float if name in floats else int)
             value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
             if not isinstance(value, expected) or isinstance(value, bool):

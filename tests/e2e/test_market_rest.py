@@ -121,8 +121,9 @@ async def test_rest_book_is_the_book_the_stream_shows(custom_mock: MockExchange)
     async with subscribed(custom_mock.ws_public_url("linear"), "orderbook.50.ETHUSDT") as ws:
         await collect(ws, 0.1)  # the snapshot arrives first; restart from a fresh connection below
     async with subscribed(custom_mock.ws_public_url("linear"), "orderbook.50.ETHUSDT") as ws:
-        fetching = loop.run_in_executor(None, fetch)
-        msgs = await collect(ws, 1.0)
+        msgs = await collect(ws, 0.1)  # the snapshot (the ack waits ack_delay_ms) ...
+        fetching = loop.run_in_executor(None, fetch)  # ... then REST reads while deltas flow
+        msgs += await collect(ws, 1.0)
         await fetching
     by_seq: dict[int, tuple[list[list[str]], list[list[str]]]] = {}
     book: dict[str, dict[str, str]] = {}

@@ -215,3 +215,15 @@ def test_pybit_public_websocket_subscribes(bybit_mock: MockExchange, caplog: pyt
         assert errors_logged(caplog) == []
     finally:
         ws.exit()
+
+
+async def test_subscribe_ack_waits_ack_delay_and_later_frames_wait_behind_it(bybit_mock: MockExchange) -> None:
+    # pybit records a subscribe's req_id only after sending it; an instant ack crashes its thread.
+    async with connect(bybit_mock.ws_public_url("linear")) as ws:
+        start = time.monotonic()
+        await ws.send(orjson.dumps({"op": "subscribe", "req_id": "s", "args": ["publicTrade.BTCUSDT"]}).decode())
+        await ws.send(orjson.dumps({"op": "ping", "req_id": "p"}).decode())
+        first = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert first["req_id"] == "s" and time.monotonic() - start >= 0.015  # default ack_delay_ms = 20
+        replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
+        assert "p" in [r.get("req_id") for r in replies]  # the ping waited behind the subscribe

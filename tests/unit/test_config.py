@@ -112,7 +112,7 @@ def test_builders_chain() -> None:
         cfg.with_account(AccountConfig("k", "s2"))
 
 
-def test_trade_reply_delay_is_a_float_and_not_negative() -> None:
-    assert MockExchangeConfig.from_mapping({"server": {"trade_reply_delay_ms": 5}}).trade_reply_delay_ms == 5.0
-    with pytest.raises(ConfigError, match="trade_reply_delay_ms"):
-        MockExchangeConfig.from_mapping({"server": {"trade_reply_delay_ms": -1}})
+def test_ack_delay_is_a_float_and_not_negative() -> None:
+    assert MockExchangeConfig.from_mapping({"server": {"ack_delay_ms": 5}}).ack_delay_ms == 5.0
+    with pytest.raises(ConfigError, match="ack_delay_ms"):
+        MockExchangeConfig.from_mapping({"server": {"ack_delay_ms": -1}})

@@ -52,6 +52,10 @@ class BaseListener(WSListener):
         self.transport: WSTransport | None = None
         self.outbox: Outbox | None = None
         self.topics: set[str] = set()
+        #: while paused (an auth check in flight, a subscribe being held back), frames queue
+        #: here and run in arrival order afterwards
+        self._paused = False
+        self._backlog: deque[tuple[str, dict[str, Any], Any]] = deque()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -89,13 +93,41 @@ class BaseListener(WSListener):
             if not isinstance(op, str):
                 self.on_bad_message("", req_id, "error:op is required")
                 return
-            self.on_op(op, msg, req_id)
+            if self._paused:
+                self._backlog.append((op, msg, req_id))
+            else:
+                self.on_op(op, msg, req_id)
         elif frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 
     def on_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
         raise NotImplementedError
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self, then: Callable[[], None]) -> None:
+        """Run ``then`` (unless the connection is gone), then the frames that queued meanwhile."""
+        self._paused = False
+        if self.transport is None:
+            return
+        then()
+        while self._backlog and not self._paused:
+            self.on_op(*self._backlog.popleft())
+
+    def after_ack_delay(self, then: Callable[[], None]) -> None:
+        """Run ``then`` (a subscribe) after ``ack_delay_ms``, holding later frames behind it.
+
+        pybit sends a subscribe and only then records its ``req_id``; an ack that beats the
+        record raises KeyError in pybit's thread and closes its socket.
+        """
+        delay = self.app.config.ack_delay_ms / 1000
+        if delay <= 0:
+            then()
+            return
+        self.pause()
+        self.app.loop.call_later(delay, self.resume, then)
 
     def on_bad_message(self, op: str, req_id: Any, ret_msg: str) -> None:
         raise NotImplementedError
@@ -133,7 +165,7 @@ class PublicListener(BaseListener):
             if topics is None:
                 self.ack(op, req_id, False, "error:args must be a non-empty list of topic strings", [])
             elif op == "subscribe":
-                self.subscribe(req_id, topics)
+                self.after_ack_delay(lambda: self.subscribe(req_id, topics))
             else:
                 self.topics.difference_update(topics)
                 self.app.hub_unsubscribe(self, topics)
@@ -161,8 +193,6 @@ class PrivateListener(BaseListener):
     def __init__(self, app: WsApp) -> None:
         super().__init__(app)
         self.api_key: str | None = None
-        self._auth_pending = False
-        self._backlog: deque[tuple[str, dict[str, Any], Any]] = deque()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         super().on_ws_disconnected(transport)
@@ -172,15 +202,12 @@ class PrivateListener(BaseListener):
         self.send(messages.private_ack(op, self.conn_id, req_id, False, ret_msg))
 
     def on_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
-        if self._auth_pending:
-            self._backlog.append((op, msg, req_id))
-            return
         if op == "ping":
             self.send(messages.private_pong(self.conn_id, req_id, now_ms()))
         elif op == "auth":
             self.authenticate(msg, req_id)
         elif op == "subscribe":
-            self.subscribe(msg, req_id)
+            self.after_ack_delay(lambda: self.subscribe(msg, req_id))
         elif op == "unsubscribe":
             topics = topic_args(msg) or []
             self.topics.difference_update(topics)
@@ -203,13 +230,13 @@ class PrivateListener(BaseListener):
                 # The ack waits until the engine builds this account's pushes, so nothing the
                 # account does after the ack can be missed; frames behind it wait too.
                 self.api_key = api_key
-                self._auth_pending = True
-                self.authenticated(lambda: self._resume(lambda: self.auth_reply(req_id, True)))
+                self.pause()
+                self.authenticated(lambda: self.resume(lambda: self.auth_reply(req_id, True)))
 
         if key is not None and key not in self.app.secrets:
             # Possibly an account added at run time: look again before refusing.
-            self._auth_pending = True
-            self.app.look_up_key(key, lambda: self._resume(decide))
+            self.pause()
+            self.app.look_up_key(key, lambda: self.resume(decide))
         else:
             decide()
 
@@ -220,14 +247,6 @@ class PrivateListener(BaseListener):
     def authenticated(self, then: Callable[[], None]) -> None:
         """The account's pushes reach this connection from now on; ``then`` sends the ack."""
         self.app.private_authenticated(self, then)
-
-    def _resume(self, decide: Callable[[], None]) -> None:
-        self._auth_pending = False
-        if self.transport is None:
-            return
-        decide()
-        while self._backlog and not self._auth_pending:
-            self.on_op(*self._backlog.popleft())
 
     def subscribe(self, msg: dict[str, Any], req_id: Any) -> None:
         topics = topic_args(msg)

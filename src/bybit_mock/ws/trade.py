@@ -7,7 +7,7 @@ block whose ``X-BAPI-TIMESTAMP`` follows the REST recv-window rule (10002), and 
 holding exactly one REST-shaped request. The engine runs it as the REST endpoint would, and
 the reply carries Bybit's header block (rate-limit fields, ``Traceid``, ``Timenow``).
 
-Replies wait ``trade_reply_delay_ms`` (20 ms by default): pybit sends before it registers
+Replies wait ``ack_delay_ms`` (20 ms by default): pybit sends before it registers
 the callback for a ``reqId``, so an instant reply would be dropped as unregistered.
 """
 
@@ -63,9 +63,7 @@ class TradeListener(PrivateListener):
         self.reply(op, errors.PARAMS_ERROR, ret_msg, req_id)
 
     def on_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
-        if self._auth_pending:
-            self._backlog.append((op, msg, req_id))
-        elif op == "ping":
+        if op == "ping":
             self.reply("pong", 0, "OK", req_id, data=[str(now_ms())])
         elif op == "auth":
             self.authenticate(msg, req_id)
@@ -102,7 +100,7 @@ class TradeListener(PrivateListener):
                 send = lambda: self.reply(op, 0, "OK", req_id, **fields)  # noqa: E731
             else:
                 send = lambda: self.reply(op, code, value, req_id, data={}, retExtInfo={}, header=self.header())  # noqa: E731
-            self.app.loop.call_later(self.app.config.trade_reply_delay_ms / 1000, send)
+            self.app.loop.call_later(self.app.config.ack_delay_ms / 1000, send)
 
         self.app.state.submit(ORDER_OPS[op], (self.api_key, args[0]), done)
 
