@@ -127,3 +127,12 @@ def custom_mock() -> Iterator[MockExchange]:
     )
     with MockExchange(cfg) as ex:
         yield ex
+
+
+@pytest.fixture
+def market(bybit_mock: MockExchange) -> MockExchange:
+    """The default mock with markets frozen and BTCUSDT (linear and spot) at 65 000: exact fills."""
+    bybit_mock.state.freeze_market()
+    bybit_mock.state.set_mark_price("BTCUSDT", 65000)
+    bybit_mock.state.set_mark_price("BTCUSDT", 65000, category="spot")
+    return bybit_mock

@@ -14,14 +14,6 @@ from .test_market_clients import ccxt_pro
 from .test_rest_ccxt import ccxt_bybit
 
 
-@pytest.fixture
-def market(bybit_mock: MockExchange) -> MockExchange:
-    bybit_mock.state.freeze_market()
-    bybit_mock.state.set_mark_price("BTCUSDT", 65000)
-    bybit_mock.state.set_mark_price("BTCUSDT", 65000, category="spot")
-    return bybit_mock
-
-
 def test_swap_round_trip_with_default_options(market: MockExchange) -> None:
     client = ccxt_bybit(market)
     client.load_markets()

@@ -26,14 +26,6 @@ from .test_ws import ask, auth_msg
 D = Decimal
 
 
-@pytest.fixture
-def market(bybit_mock: MockExchange) -> MockExchange:
-    bybit_mock.state.freeze_market()
-    bybit_mock.state.set_mark_price("BTCUSDT", 65000)
-    bybit_mock.state.set_mark_price("BTCUSDT", 65000, category="spot")
-    return bybit_mock
-
-
 def place(http: Any, **order: str) -> str:
     """Place a BTCUSDT linear order (unless the keywords say otherwise); return its id."""
     body = {"category": "linear", "symbol": "BTCUSDT", "orderType": "Limit"} | order

@@ -36,13 +36,6 @@ def wait_for(q: queue.Queue[dict[str, Any]], pred: Any, seconds: float = 5) -> d
     raise AssertionError("no matching message")
 
 
-@pytest.fixture
-def market(bybit_mock: MockExchange) -> MockExchange:
-    bybit_mock.state.freeze_market()
-    bybit_mock.state.set_mark_price("BTCUSDT", 65000)
-    return bybit_mock
-
-
 def test_private_callbacks_see_every_change(market: MockExchange, caplog: pytest.LogCaptureFixture) -> None:
     got: dict[str, queue.Queue[dict[str, Any]]] = {
         t: queue.Queue() for t in ("order", "execution", "position", "wallet")

@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
@@ -78,6 +78,38 @@ def _flag(query: params.Params, name: str) -> bool:
     if raw in (0, 1, "0", "1", "true", "false"):
         return raw in (1, "1", "true")
     raise errors.params_error(f"params error: {name} must be a boolean")
+
+
+class OrderFilter(NamedTuple):
+    """The order filters ``realtime``, ``history`` and ``execution/list`` share.
+
+    Priority as Bybit documents it: ``orderId`` > ``orderLinkId`` > ``symbol`` > ``baseCoin``.
+    """
+
+    category: str
+    symbol: str | None
+    base: str | None
+    settle: str | None
+    order_id: str | None
+    link_id: str | None
+
+    @classmethod
+    def of(cls, query: params.Params) -> OrderFilter:
+        category = params.category(query, ("linear", "spot", "inverse", "option"))
+        texts = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin", "orderId", "orderLinkId"))
+        return cls(category, *texts)
+
+    def matches(self, o: Order, instruments: dict[tuple[str, str], InstrumentConfig]) -> bool:
+        if o.category != self.category or self.symbol not in (None, o.symbol):
+            return False
+        if self.order_id is not None:
+            return o.order_id == self.order_id
+        if self.link_id is not None:
+            return o.link_id == self.link_id
+        if self.base is None and self.settle is None:
+            return True
+        inst = instruments[(o.category, o.symbol)]
+        return self.base in (None, inst.base_coin) and self.settle in (None, inst.settle_coin)
 
 
 class Trading:
@@ -212,13 +244,8 @@ class Trading:
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
     def order_amend(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
-        now = self._clock()
-        account = self._account(api_key)
-        category = params.category(query, ("linear", "spot"))
-        inst = self._traded(category, params.required(query, "symbol"))
-        order = self._find(api_key, category, inst.symbol, query)
-        if not order.is_open:
-            raise _not_found(category)
+        now, account, inst, order = self._open_order(api_key, query)
+        category = inst.category
         qty = _decimal(query, "qty")
         price = _decimal(query, "price")
         if qty is None and price is None and not any(query.get(k) for k in ("takeProfit", "stopLoss", "triggerPrice")):
@@ -261,13 +288,7 @@ class Trading:
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
     def order_cancel(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
-        now = self._clock()
-        account = self._account(api_key)
-        category = params.category(query, ("linear", "spot"))
-        inst = self._traded(category, params.required(query, "symbol"))
-        order = self._find(api_key, category, inst.symbol, query)
-        if not order.is_open:
-            raise _not_found(category)
+        now, account, inst, order = self._open_order(api_key, query)
         self._release(account, inst, order)
         order.close(now)
         self._emit(account, inst, [order], [])
@@ -304,50 +325,44 @@ class Trading:
     # -- queries ----------------------------------------------------------------------------
 
     def order_realtime(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        category = params.category(query, ("linear", "spot", "inverse", "option"))
-        symbol, base, settle = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin"))
-        if category == "linear" and symbol is None and base is None and settle is None:
+        which = OrderFilter.of(query)
+        category = which.category
+        if category == "linear" and which.symbol is None and which.base is None and which.settle is None:
             raise errors.params_error("params error: symbol, baseCoin or settleCoin is required")
-        order_id, link_id = params.text(query, "orderId"), params.text(query, "orderLinkId")
         open_only = params.integer(query, "openOnly") or 0
-        by_id = order_id is not None or link_id is not None
+        by_id = which.order_id is not None or which.link_id is not None
         orders = [
             o
             for o in reversed(self.account_orders.get(api_key, []))
-            if self._matches(o, category, symbol, base, settle, order_id, link_id)
-            and (by_id or (o.is_open if open_only == 0 else not o.is_open))
+            if which.matches(o, self.instruments) and (by_id or (o.is_open if open_only == 0 else not o.is_open))
         ]
         if open_only and not by_id:
             orders = orders[:500]
         return self._order_page(orders, query, category, 50)
 
     def order_history(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        category = params.category(query, ("linear", "spot", "inverse", "option"))
-        symbol, base, settle = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin"))
-        order_id, link_id = params.text(query, "orderId"), params.text(query, "orderLinkId")
+        which = OrderFilter.of(query)
+        category = which.category
         status = params.text(query, "orderStatus")
         start, end = self._window(query)
         orders = [
             o
             for o in reversed(self.account_orders.get(api_key, []))
-            if self._matches(o, category, symbol, base, settle, order_id, link_id)
+            if which.matches(o, self.instruments)
             and (status is None or o.status == status)
             and start <= o.created_ms <= end
         ]
         return self._order_page(orders, query, category, 50)
 
     def execution_list(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        category = params.category(query, ("linear", "spot", "inverse", "option"))
-        symbol, base, settle = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin"))
-        order_id, link_id = params.text(query, "orderId"), params.text(query, "orderLinkId")
+        which = OrderFilter.of(query)
+        category = which.category
         exec_type = params.text(query, "execType")
         start, end = self._window(query)
         found = [
             e
             for e in reversed(self.executions.get(api_key, []))
-            if self._matches(e.order, category, symbol, base, settle, order_id, link_id)
-            and exec_type in (None, "Trade")
-            and start <= e.time_ms <= end
+            if which.matches(e.order, self.instruments) and exec_type in (None, "Trade") and start <= e.time_ms <= end
         ]
         chunk, cursor = params.page(found, query, default=50, maximum=100)
         items = [execution_item(e, self.instruments[(e.order.category, e.order.symbol)]) for e in chunk]
@@ -357,27 +372,6 @@ class Trading:
         chunk, cursor = params.page(orders, query, default=20, maximum=maximum)
         items = [order_item(o, self.instruments[(o.category, o.symbol)]) for o in chunk]
         return {"nextPageCursor": cursor, "category": category, "list": items}
-
-    def _matches(
-        self,
-        o: Order,
-        category: str,
-        symbol: str | None,
-        base: str | None,
-        settle: str | None,
-        order_id: str | None,
-        link_id: str | None,
-    ) -> bool:
-        if o.category != category or symbol not in (None, o.symbol):
-            return False
-        if order_id is not None:
-            return o.order_id == order_id
-        if link_id is not None:
-            return o.link_id == link_id
-        if base is None and settle is None:
-            return True
-        inst = self.instruments[(o.category, o.symbol)]
-        return base in (None, inst.base_coin) and settle in (None, inst.settle_coin)
 
     def _window(self, query: dict[str, Any]) -> tuple[int, int]:
         """``startTime``/``endTime`` with Bybit's 7-day rule (default: the last 7 days)."""
@@ -593,6 +587,16 @@ class Trading:
         self.account_orders.setdefault(order.api_key, []).append(order)
         if order.link_id:
             self.link_ids[(order.api_key, order.link_id)] = order
+
+    def _open_order(self, api_key: str, query: dict[str, Any]) -> tuple[int, Account, InstrumentConfig, Order]:
+        """The open order an amend or cancel names (110001 if none), with its account and instrument."""
+        account = self._account(api_key)
+        category = params.category(query, ("linear", "spot"))
+        inst = self._traded(category, params.required(query, "symbol"))
+        order = self._find(api_key, category, inst.symbol, query)
+        if not order.is_open:
+            raise _not_found(category)
+        return self._clock(), account, inst, order
 
     def _find(self, api_key: str, category: str, symbol: str, query: dict[str, Any]) -> Order:
         order_id, link_id = params.text(query, "orderId"), params.text(query, "orderLinkId")
