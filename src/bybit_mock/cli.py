@@ -113,7 +113,7 @@ def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
         f"bybit-mock {__version__} ready",
         f"  REST        {exchange.rest_url}  ({config.rest_workers} worker(s))",
         f"  WebSocket   {exchange.ws_public_url('linear')}  |  {exchange.ws_private_url}"
-        f"  ({config.ws_workers} worker(s))",
+        f"  |  {exchange.ws_trade_url}  ({config.ws_workers} worker(s))",
     ]
     for acct in config.accounts:
         coins = ", ".join(f"{amount:f} {coin}" for coin, amount in acct.balances.items()) or "no balance"

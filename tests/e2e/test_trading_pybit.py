@@ -176,3 +176,12 @@ def test_spot_market_buy_in_quote_moves_both_coins(market: MockExchange) -> None
     assert short.value.status_code == 170131
     http.cancel_order(category="spot", symbol="BTCUSDT", orderId=order_id)
     assert market.state.balances(market.api_key)["BTC"] == D("0.00999")
+
+
+@pytest.mark.parametrize("extra", [{"triggerPrice": "70000", "triggerDirection": 1}, {"stopLoss": "60000"}])
+def test_conditional_and_tpsl_orders_are_refused_not_placed_plain(market: MockExchange, extra: dict[str, Any]) -> None:
+    http = pybit_http(market)
+    with pytest.raises(InvalidRequestError) as refused:
+        http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.01", **extra)
+    assert refused.value.status_code == 10001 and "not supported" in refused.value.message
+    assert market.state.executions(market.api_key) == [] and market.state.open_orders(market.api_key) == []

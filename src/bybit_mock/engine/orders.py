@@ -56,8 +56,6 @@ class Order:
     updated_ms: int = 0
     #: margin (linear) or coin (spot) this order holds while it rests
     held: Decimal = ZERO
-    take_profit: str = ""
-    stop_loss: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,7 +128,7 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
         "lastPriceOnCreated": fmt_scale(o.last_price_on_created, ps),
         "orderStatus": o.status,
         "createType": "CreateByUser",
-        "takeProfit": o.take_profit,
+        "takeProfit": "",
         "cumExecValue": fmt(o.cum_value),
         "tpslMode": "",
         "smpType": "None",
@@ -160,7 +158,7 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
         "cumExecQty": fmt(o.cum_qty),
         "reduceOnly": o.reduce_only,
         "qty": fmt(o.qty),
-        "stopLoss": o.stop_loss,
+        "stopLoss": "",
         "marketUnit": o.market_unit,
         "smpOrderId": "",
         "slippageTolerance": "0",

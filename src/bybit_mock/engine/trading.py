@@ -69,6 +69,18 @@ def _decimal(query: params.Params, name: str, required: bool = False) -> Decimal
     return value
 
 
+def _refuse_conditional(query: params.Params) -> None:
+    """Conditional and TP/SL orders are not modelled yet: refuse them clearly.
+
+    Placing a plain order instead would, for a stop, fill at once: worse than an error.
+    """
+    for name in ("triggerPrice", "takeProfit", "stopLoss", "trailingStop"):
+        if params.text(query, name) not in (None, "0"):
+            raise errors.params_error(
+                f"params error: {name} (conditional and TP/SL orders) is not supported by bybit-mock yet"
+            )
+
+
 def _flag(query: params.Params, name: str) -> bool:
     raw = query.get(name)
     if raw is None or raw == "":
@@ -156,6 +168,7 @@ class Trading:
             raise errors.params_error("params error: timeInForce invalid")
         if order_type == "Market":
             tif = "IOC"
+        _refuse_conditional(query)
         link_id = params.text(query, "orderLinkId") or ""
         if len(link_id) > 36 or not set(link_id) <= _LINK_ID_CHARS:
             raise errors.params_error("params error: orderLinkId invalid")
@@ -217,8 +230,6 @@ class Trading:
             last_price_on_created=last,
             market_unit=market_unit,
             updated_ms=now,
-            take_profit=params.text(query, "takeProfit") or "",
-            stop_loss=params.text(query, "stopLoss") or "",
         )
         if market_unit == "quoteCoin":
             order.extra["quote_qty"] = qty
@@ -246,9 +257,10 @@ class Trading:
     def order_amend(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
         now, account, inst, order = self._open_order(api_key, query)
         category = inst.category
+        _refuse_conditional(query)
         qty = _decimal(query, "qty")
         price = _decimal(query, "price")
-        if qty is None and price is None and not any(query.get(k) for k in ("takeProfit", "stopLoss", "triggerPrice")):
+        if qty is None and price is None:
             raise errors.params_error("params error: nothing to amend")
         if qty is not None:
             self._check_qty(inst, qty, order.order_type, False)
@@ -268,10 +280,6 @@ class Trading:
             order.qty, order.price = old_qty, old_price
             self._rest(account, inst, order)
             raise
-        for key, attr in (("takeProfit", "take_profit"), ("stopLoss", "stop_loss")):
-            if params.text(query, key) is not None:
-                value = params.text(query, key) or ""
-                setattr(order, attr, "" if value == "0" else value)
         order.updated_ms = now
         changes: list[Execution] = []
         model = self.markets.models[(category, inst.symbol)]
