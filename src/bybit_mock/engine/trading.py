@@ -146,6 +146,10 @@ class Trading:
         self.account_orders: dict[str, list[Order]] = {}
         self.link_ids: dict[tuple[str, str], Order] = {}
         self.resting: dict[tuple[str, str], dict[str, Order]] = {}
+        #: per symbol, (best bid, best ask, rest count) at its last sweep: an unchanged top of
+        #: book with no order rested since cannot cross anything new, so the sweep skips it
+        self._swept: dict[tuple[str, str], tuple[int | None, int | None, int]] = {}
+        self._rest_count = 0
         self.executions: dict[str, list[Execution]] = {}
         self._exec_seq = itertools.count(1)
         self._spot_ids = itertools.count(1_900_000_000_000_000_000 + self._clock() % 10**9 * 1000)
@@ -401,6 +405,10 @@ class Trading:
                 continue
             model = self.markets.models[ident]
             ask, bid = model.book.asks.best_tick(), model.book.bids.best_tick()
+            seen = (bid, ask, self._rest_count)
+            if self._swept.get(ident) == seen:
+                continue
+            self._swept[ident] = seen
             best_ask = model.prices.decimal(ask) if ask is not None else None
             best_bid = model.prices.decimal(bid) if bid is not None else None
             crossed = [
@@ -531,6 +539,7 @@ class Trading:
         else:
             account.coin(inst.settle_coin).order_im += order.held
         self.resting.setdefault((inst.category, inst.symbol), {})[order.order_id] = order
+        self._rest_count += 1
         self._touch()
 
     def _release(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
