@@ -15,7 +15,7 @@ private stream adds ``category``, ``closedPnl`` and ``feeCurrency`` as Bybit's d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +56,6 @@ class Order:
     updated_ms: int = 0
     #: margin (linear) or coin (spot) this order holds while it rests
     held: Decimal = ZERO
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:

@@ -34,7 +34,7 @@ from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
-from .ledger import apply_fill, fee_of, position_of
+from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
 from .views import ExecutionView, OrderView
@@ -110,6 +110,12 @@ class OrderFilter(NamedTuple):
         category = params.category(query, ("linear", "spot", "inverse", "option"))
         texts = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin", "orderId", "orderLinkId"))
         return cls(category, *texts)
+
+    def scoped(self) -> OrderFilter:
+        """Linear needs ``symbol``, ``baseCoin`` or ``settleCoin`` (realtime, cancel-all): 10001 otherwise."""
+        if self.category == "linear" and self.symbol is None and self.base is None and self.settle is None:
+            raise errors.params_error("params error: symbol, baseCoin or settleCoin is required")
+        return self
 
     def matches(self, o: Order, instruments: dict[tuple[str, str], InstrumentConfig]) -> bool:
         if o.category != self.category or self.symbol not in (None, o.symbol):
@@ -211,8 +217,7 @@ class Trading:
         # quantity is what the walk found.
         order_qty = qty if market_unit != "quoteCoin" else filled_qty(plan)
         if reduce_only:
-            pos = account.positions.get((category, inst.symbol))
-            closable = pos.size if pos is not None and pos.size and pos.side != side else ZERO
+            closable = _closable(account, inst, side)
             if closable <= 0:
                 raise BybitError(110017, "current position is zero, cannot fix reduce-only order qty")
             order_qty = min(order_qty, closable)
@@ -235,8 +240,6 @@ class Trading:
             market_unit=market_unit,
             updated_ms=now,
         )
-        if market_unit == "quoteCoin":
-            order.extra["quote_qty"] = qty
         self._check_funds(account, inst, order, plan)
 
         changes: list[Execution] = []
@@ -310,19 +313,14 @@ class Trading:
         now = self._clock()
         account = self._account(api_key)
         category = params.category(query, ("linear", "spot"))
-        symbol = params.text(query, "symbol")
-        base = params.text(query, "baseCoin")
-        settle = params.text(query, "settleCoin")
-        if category == "linear" and symbol is None and base is None and settle is None:
-            raise errors.params_error("params error: symbol, baseCoin or settleCoin is required")
-        cancelled: list[Order] = []
-        for (cat, sym), book in self.resting.items():
-            inst = self.instruments[(cat, sym)]
-            if cat != category or symbol not in (None, sym) or base not in (None, inst.base_coin):
-                continue
-            if settle not in (None, inst.settle_coin):
-                continue
-            cancelled += [o for o in book.values() if o.api_key == api_key]
+        symbol, base, settle = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin"))
+        which = OrderFilter(category, symbol, base, settle, None, None).scoped()
+        cancelled = [
+            o
+            for book in self.resting.values()
+            for o in book.values()
+            if o.api_key == api_key and which.matches(o, self.instruments)
+        ]
         by_symbol: dict[str, list[Order]] = {}
         for order in cancelled:
             inst = self.instruments[(category, order.symbol)]
@@ -337,10 +335,8 @@ class Trading:
     # -- queries ----------------------------------------------------------------------------
 
     def order_realtime(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        which = OrderFilter.of(query)
+        which = OrderFilter.of(query).scoped()
         category = which.category
-        if category == "linear" and which.symbol is None and which.base is None and which.settle is None:
-            raise errors.params_error("params error: symbol, baseCoin or settleCoin is required")
         open_only = params.integer(query, "openOnly") or 0
         by_id = which.order_id is not None or which.link_id is not None
         orders = [
@@ -425,9 +421,7 @@ class Trading:
         inst = self.instruments[(order.category, order.symbol)]
         self._release(account, inst, order)
         if order.reduce_only:
-            pos = account.positions.get((order.category, order.symbol))
-            closable = pos.size if pos is not None and pos.size and pos.side != order.side else ZERO
-            qty = min(qty, closable)
+            qty = min(qty, _closable(account, inst, order.side))
         changes: list[Execution] = []
         if qty > 0:
             changes.append(self._fill(account, inst, order, qty, price, True, now_ms))
@@ -532,10 +526,9 @@ class Trading:
 
     def _rest(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
         """Put an open order on the book and hold what it may spend."""
-        order.held = self._needed(account, inst, order, order.leaves_qty)
+        order.held = self._needed(account, inst, order, order.leaves_qty, order.price)
         if inst.category == "spot":
-            coin = inst.quote_coin if order.side == "Buy" else inst.base_coin
-            account.coin(coin).locked += order.held
+            account.coin(_spent_coin(inst, order.side)).locked += order.held
         else:
             account.coin(inst.settle_coin).order_im += order.held
         self.resting.setdefault((inst.category, inst.symbol), {})[order.order_id] = order
@@ -549,34 +542,32 @@ class Trading:
             book.pop(order.order_id, None)
         if order.held:
             if inst.category == "spot":
-                coin = inst.quote_coin if order.side == "Buy" else inst.base_coin
-                account.coin(coin).locked -= order.held
+                account.coin(_spent_coin(inst, order.side)).locked -= order.held
             else:
                 account.coin(inst.settle_coin).order_im -= order.held
             order.held = ZERO
         self._touch()
 
-    def _needed(self, account: Account, inst: InstrumentConfig, order: Order, qty: Decimal) -> Decimal:
-        """What ``qty`` more of this order may cost: coin for spot, initial margin for linear."""
+    def _needed(self, account: Account, inst: InstrumentConfig, order: Order, qty: Decimal, price: Decimal) -> Decimal:
+        """What ``qty`` more of this order at ``price`` may cost: coin for spot, initial margin for linear."""
         if inst.category == "spot":
             if order.side == "Sell":
                 return qty
-            return qty * order.price * (1 + inst.taker_fee)
+            return qty * price * (1 + inst.taker_fee)
         if order.reduce_only:
             return ZERO
         pos = account.positions.get((inst.category, inst.symbol))
         opening = qty
         if pos is not None and pos.size and pos.side != order.side:
             opening = max(ZERO, qty - pos.size)  # the part that closes needs no margin
-        leverage = pos.leverage if pos is not None else Decimal(10)
-        return opening * order.price / leverage + opening * order.price * inst.taker_fee
+        leverage = pos.leverage if pos is not None else DEFAULT_LEVERAGE
+        return opening * price / leverage + opening * price * inst.taker_fee
 
     def _check_funds(
         self, account: Account, inst: InstrumentConfig, order: Order, plan: list[tuple[Decimal, Decimal]]
     ) -> None:
         if inst.category == "spot":
-            coin = inst.quote_coin if order.side == "Buy" else inst.base_coin
-            bal = account.coin(coin)
+            bal = account.coin(_spent_coin(inst, order.side))
             available = bal.wallet - bal.locked
             if order.order_type == "Market":
                 if order.side == "Buy":
@@ -584,18 +575,15 @@ class Trading:
                 else:
                     needed = filled_qty(plan)
             else:
-                needed = self._needed(account, inst, order, order.leaves_qty)
+                needed = self._needed(account, inst, order, order.leaves_qty, order.price)
             if needed > available:
                 raise _insufficient("spot")
             return
         if order.order_type == "Market":
             worst = plan[-1][0] if plan else order.last_price_on_created
-            saved = order.price
-            order.price = worst
-            needed = self._needed(account, inst, order, order.qty)
-            order.price = saved
+            needed = self._needed(account, inst, order, order.qty, worst)
         else:
-            needed = self._needed(account, inst, order, order.leaves_qty)
+            needed = self._needed(account, inst, order, order.leaves_qty, order.price)
         if needed > 0 and needed > self._valuation(account).total_available:
             raise _insufficient(inst.category)
 
@@ -717,6 +705,17 @@ def _execution_view(e: Execution) -> ExecutionView:
         e.pnl,
         e.time_ms,
     )
+
+
+def _spent_coin(inst: InstrumentConfig, side: str) -> str:
+    """The coin a spot order pays with: quote for a buy, base for a sell."""
+    return inst.quote_coin if side == "Buy" else inst.base_coin
+
+
+def _closable(account: Account, inst: InstrumentConfig, side: str) -> Decimal:
+    """How much of the position an order on ``side`` can reduce (0 if flat or same side)."""
+    pos = account.positions.get((inst.category, inst.symbol))
+    return pos.size if pos is not None and pos.size and pos.side != side else ZERO
 
 
 def _truncate(plan: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Decimal, Decimal]]:
