@@ -50,8 +50,10 @@ async def test_trade_channel_rules(bybit_mock: MockExchange) -> None:
         assert (await call(ws, auth_msg(bybit_mock)))["retCode"] == 20001
         pong = await call(ws, {"op": "ping", "reqId": "p"})
         assert pong["op"] == "pong" and pong["retCode"] == 0 and pong["reqId"] == "p"
+        sent = time.monotonic()
         stale = await call(ws, order_op("order.create", "r1", ts=int(time.time() * 1000) - 60_000, **LIMIT))
         assert stale["retCode"] == 10002
+        assert time.monotonic() - sent >= 0.015  # refusals wait ack_delay_ms too (pybit's reqId race)
         placed = await call(ws, order_op("order.create", "r2", **LIMIT))
         assert placed["retCode"] == 0 and placed["reqId"] == "r2" and placed["data"]["orderId"]
         assert set(placed["header"]) == {

@@ -7,7 +7,7 @@ block whose ``X-BAPI-TIMESTAMP`` follows the REST recv-window rule (10002), and 
 holding exactly one REST-shaped request. The engine runs it as the REST endpoint would, and
 the reply carries Bybit's header block (rate-limit fields, ``Traceid``, ``Timenow``).
 
-Replies wait ``ack_delay_ms`` (20 ms by default): pybit sends before it registers
+Order-op replies, refusals included, wait ``ack_delay_ms`` (20 ms by default): pybit sends before it registers
 the callback for a ``reqId``, so an instant reply would be dropped as unregistered.
 """
 
@@ -71,7 +71,7 @@ class TradeListener(PrivateListener):
             try:
                 self.order_op(op, msg, req_id)
             except BybitError as exc:
-                self.reply(op, exc.code, exc.msg, req_id, data={}, retExtInfo={}, header=self.header())
+                self.order_reply(op, exc.code, exc.msg, req_id, {})
         else:
             self.reply(op, 10404, f"op not found: {op}", req_id)
 
@@ -96,13 +96,19 @@ class TradeListener(PrivateListener):
         def done(reply: Reply) -> None:
             code, value = reply
             if code == 0:
-                fields = {"data": orjson.loads(value), "retExtInfo": {}, "header": self.header()}
-                send = lambda: self.reply(op, 0, "OK", req_id, **fields)  # noqa: E731
+                self.order_reply(op, 0, "OK", req_id, orjson.loads(value))
             else:
-                send = lambda: self.reply(op, code, value, req_id, data={}, retExtInfo={}, header=self.header())  # noqa: E731
-            self.app.loop.call_later(self.app.config.ack_delay_ms / 1000, send)
+                self.order_reply(op, code, value, req_id, {})
 
         self.app.state.submit(ORDER_OPS[op], (self.api_key, args[0]), done)
+
+    def order_reply(self, op: str, code: int, msg: str, req_id: Any, data: dict[str, Any]) -> None:
+        """Every order-op answer, success or refusal, waits ``ack_delay_ms`` (see the module doc)."""
+
+        def send() -> None:
+            self.reply(op, code, msg, req_id, data=data, retExtInfo={}, header=self.header())
+
+        self.app.loop.call_later(self.app.config.ack_delay_ms / 1000, send)
 
     @staticmethod
     def header() -> dict[str, str]:
