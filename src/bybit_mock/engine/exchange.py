@@ -32,6 +32,7 @@ from ..market import queries
 from ..market.markets import Markets
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
+from .ledger import DEFAULT_LEVERAGE
 from .trading import Trading
 from .views import CoinView, PositionView
 
@@ -302,7 +303,11 @@ class Exchange(Trading):
             account = self._account(api_key)
             now = self._clock()
             old = account.positions.get((category, symbol))
-            lev = to_decimal(leverage, "leverage") if leverage is not None else (old.leverage if old else Decimal(10))
+            lev = (
+                to_decimal(leverage, "leverage")
+                if leverage is not None
+                else (old.leverage if old else DEFAULT_LEVERAGE)
+            )
             self._seq += 1
             self._touch()
             account.positions[(category, symbol)] = Position(
@@ -376,7 +381,7 @@ class Exchange(Trading):
 
     def _flat(self, category: str, symbol: str) -> Position:
         now = self._clock()
-        return Position(category, symbol, "", ZERO, ZERO, Decimal(10), now, now)
+        return Position(category, symbol, "", ZERO, ZERO, DEFAULT_LEVERAGE, now, now)
 
     def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
         model = self.markets.get(inst.category, inst.symbol)
