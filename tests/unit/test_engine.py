@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from decimal import Decimal
 
 import orjson
@@ -206,3 +207,18 @@ def test_private_events_are_built_only_for_watched_accounts() -> None:
     assert ex.watched == {KEY}  # still watched through ws-1
     ex.watch("ws-1", [])
     assert ex.watched == frozenset()
+
+
+def test_market_models_reply_is_a_snapshot_taken_under_the_lock() -> None:
+    """The Manager pickles a reply after the engine lock is released while its other threads
+    advance the same models; the reply must already be bytes (CI once saw "deque mutated
+    during iteration" when it was the live models)."""
+    clock = Clock()
+    ex = Exchange(MockExchangeConfig(), clock=clock)
+    code, (cursor, blob) = ex.apply_batch([("market_models", ())])[0]
+    assert code == 0 and isinstance(blob, bytes) and cursor == ex.event_cursor()
+    before = {(m.category, m.symbol): m.now_ns for m in pickle.loads(blob)}
+    clock.now += 60_000
+    ex.advance_markets()
+    assert {(m.category, m.symbol): m.now_ns for m in pickle.loads(blob)} == before
+    assert all(m.now_ns > before[(m.category, m.symbol)] for m in ex.markets)

@@ -17,6 +17,7 @@ the engine lock. Nothing here reads the wall clock: ``clock`` is injected.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -130,10 +131,16 @@ class Exchange(Trading):
         self._advance()
         return self.markets.mark_prices()
 
-    def market_models(self) -> tuple[int, list[Any]]:
-        """The event cursor and a copy of every model, as of now: how a WS worker starts."""
-        self._advance()
-        return self.events.cursor, list(self.markets)
+    def market_models(self) -> tuple[int, bytes]:
+        """The event cursor and every model pickled, as of now: how a WS worker starts.
+
+        Pickled here, under the engine lock, because the Manager pickles a reply after the
+        lock is released, while its other threads go on advancing these very models (a live
+        model's deque changed mid-pickle: "deque mutated during iteration").
+        """
+        with self._lock:
+            self._advance()
+            return self.events.cursor, pickle.dumps(list(self.markets), pickle.HIGHEST_PROTOCOL)
 
     def market_query(self, path: str, query: dict[str, Any]) -> bytes:
         """``/v5/market/{orderbook,recent-trade,kline,tickers}`` from the models, as of now."""

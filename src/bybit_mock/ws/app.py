@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -111,11 +112,15 @@ class WsApp:
                             payload = encoded[name] = messages.private_push(name, items, new_push_id(), now)
                         conn.send(payload)
 
+    def load_markets(self, models: bytes) -> None:
+        """Publish from the engine's models (``market_models`` sends them pickled)."""
+        self.publisher.load(pickle.loads(models))
+
     def reload_markets(self) -> None:
         def done(reply: Reply) -> None:
             code, value = reply
             if code == 0:
-                self.publisher.load(value[1])
+                self.load_markets(value[1])
             else:
                 log.warning("could not reload market models: %s", value)
 

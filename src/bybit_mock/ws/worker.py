@@ -24,7 +24,7 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
     if code != 0:
         raise RuntimeError(f"could not load the market models from the state service: {value}")
     cursor, models = value
-    app.publisher.load(models)
+    app.load_markets(models)
     poller = EventPoller(lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor)
     poller.start()
     sock = reuseport_socket(spec.config.host, spec.port)
