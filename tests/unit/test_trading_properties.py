@@ -7,7 +7,8 @@ and checks after every step and at the end:
 * an accepted order never leaves the account with negative available balance, and spot coin
   holds never exceed the wallet;
 * money is conserved: USDT wallet = start + realised PnL - fees (linear) - spot cash flows;
-* no order's filled quantity exceeds its quantity, and statuses only move along legal edges;
+* no order's filled quantity exceeds its quantity, and statuses only move along legal edges
+  (conditional orders, attached TP/SL and a position's TP/SL/trailing stop included);
 * the REST snapshot (orders, position, wallet) equals the state replayed from private events.
 """
 
@@ -36,6 +37,12 @@ LEGAL = {
     ("PartiallyFilled", "Filled"),
     ("PartiallyFilled", "Cancelled"),
     ("PartiallyFilled", "PartiallyFilledCanceled"),
+    ("Untriggered", "Untriggered"),
+    ("Untriggered", "New"),
+    ("Untriggered", "PartiallyFilled"),
+    ("Untriggered", "Filled"),
+    ("Untriggered", "Cancelled"),  # triggered, then refused (no position left to reduce, no margin)
+    ("Untriggered", "Deactivated"),
 }
 
 
@@ -69,6 +76,9 @@ ops = st.one_of(
     st.tuples(st.just("amend"), st.integers(0, 50), offsets),
     st.tuples(st.just("fill"), st.integers(0, 50), st.sampled_from(["all", "part"])),
     st.tuples(st.just("move"), categories, offsets),
+    st.tuples(st.just("stop"), sides, qtys, offsets, st.sampled_from(["Market", "Limit"])),
+    st.tuples(st.just("tpsl"), sides, qtys, st.integers(1, 40), st.integers(1, 40)),
+    st.tuples(st.just("trading_stop"), st.integers(0, 40), st.integers(0, 40), st.integers(0, 20)),
 )
 
 
@@ -107,8 +117,8 @@ def step(ex: Exchange, op: tuple[Any, ...]) -> None:
         o = open_orders[op[1] % len(open_orders)]
         query = {"category": o.category, "symbol": "BTCUSDT", "orderId": o.order_id, "price": str(65000 + 50 * op[2])}
         run(ex, "order_amend", query)
-    elif kind == "fill" and open_orders:
-        o = open_orders[op[1] % len(open_orders)]
+    elif kind == "fill" and (live := [o for o in open_orders if o.status != "Untriggered"]):
+        o = live[op[1] % len(live)]
         left = o.qty - o.filled_qty
         part = (left / 2).quantize(D("0.001")) if op[2] == "part" else left
         if part > 0:
@@ -116,6 +126,28 @@ def step(ex: Exchange, op: tuple[Any, ...]) -> None:
     elif kind == "move":
         _, category, offset = op
         ex.set_mark_price("BTCUSDT", 65000 + 50 * offset, category=category)
+    elif kind == "stop":  # a linear conditional order, its trigger on either side of the market
+        _, side, qty, offset, order_type = op
+        last = ex.markets.models[("linear", "BTCUSDT")].mark_price()
+        trigger = last + 50 * offset
+        if trigger > 0 and offset:
+            query = {"category": "linear", "symbol": "BTCUSDT", "side": side, "orderType": order_type, "qty": qty}
+            query |= {"triggerPrice": str(trigger), "triggerDirection": 1 if offset > 0 else 2}
+            run(ex, "order_create", query | ({"price": str(trigger)} if order_type == "Limit" else {}))
+    elif kind == "tpsl":  # a linear market order with TP and SL attached
+        _, side, qty, up, down = op
+        last = ex.markets.models[("linear", "BTCUSDT")].mark_price()
+        tp, sl = (last + 50 * up, last - 50 * down) if side == "Buy" else (last - 50 * up, last + 50 * down)
+        query = {"category": "linear", "symbol": "BTCUSDT", "side": side, "orderType": "Market", "qty": qty}
+        run(ex, "order_create", query | {"takeProfit": str(tp), "stopLoss": str(sl)})
+    elif kind == "trading_stop":  # the position's own TP/SL/trailing stop (0 clears)
+        _, up, down, trail = op
+        last = ex.markets.models[("linear", "BTCUSDT")].mark_price()
+        long = run(ex, "position_list", {"category": "linear", "symbol": "BTCUSDT"})[1]["list"][0]["side"] == "Buy"
+        tp = last + 50 * up if long else last - 50 * up
+        sl = last - 50 * down if long else last + 50 * down
+        query = {"category": "linear", "symbol": "BTCUSDT", "trailingStop": str(50 * trail)}
+        run(ex, "trading_stop", query | {"takeProfit": str(tp if up else 0), "stopLoss": str(sl if down else 0)})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

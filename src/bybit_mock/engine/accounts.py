@@ -46,6 +46,10 @@ class Position:
     cum_realised_pnl: Decimal = ZERO
     cur_realised_pnl: Decimal = ZERO
     position_idx: int = 0
+    #: the position's own TP, SL (prices) and trailing stop (a distance); 0 = none
+    take_profit: Decimal = ZERO
+    stop_loss: Decimal = ZERO
+    trailing_stop: Decimal = ZERO
 
     @property
     def signed_size(self) -> Decimal:

@@ -28,6 +28,7 @@ import orjson
 
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
+from ..bybit.numbers import fmt, fmt_scale
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
 from ..market import queries
 from ..market.markets import Markets
@@ -70,6 +71,7 @@ class Exchange(Trading):
             "market_query": self.market_query,
             "watch": self.watch,
             "order_create": _encoded(self.order_create),
+            "trading_stop": _encoded(self.trading_stop),
             "order_amend": _encoded(self.order_amend),
             "order_cancel": _encoded(self.order_cancel),
             "order_cancel_all": _encoded(self.order_cancel_all),
@@ -128,7 +130,9 @@ class Exchange(Trading):
 
     @property
     def mark_prices(self) -> dict[tuple[str, str], Decimal]:
-        self._advance()
+        """The models' prices as they stand: no advance, so no sweep can run in the middle of
+        an operation (a stop triggered while an order is half placed would push out of order).
+        Entry points advance first: ``apply_batch``, the state API, the clock thread."""
         return self.markets.mark_prices()
 
     def market_models(self) -> tuple[int, bytes]:
@@ -168,6 +172,7 @@ class Exchange(Trading):
 
     def apply_batch(self, commands: list[Command]) -> list[Reply]:
         with self._lock:
+            self._advance()  # once per batch: matching and margin see the market as of now
             return [self._apply(op, args) for op, args in commands]
 
     def _apply(self, op: str, args: tuple[Any, ...]) -> Reply:
@@ -208,7 +213,6 @@ class Exchange(Trading):
         account_type = params.required(query, "accountType")
         if account_type != "UNIFIED":
             raise errors.params_error("accountType only support UNIFIED.")
-        self._advance()
         key = (self._state_version, self.markets.price_key(), api_key, params.text(query, "coin"))
         cached = self._wallet_cache.get(key)
         if cached is None:
@@ -273,6 +277,7 @@ class Exchange(Trading):
 
     def coin_views(self, api_key: str) -> list[CoinView]:
         with self._lock:
+            self._advance()
             return self._valuation(self._account(api_key)).coins
 
     def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str) -> None:
@@ -286,6 +291,7 @@ class Exchange(Trading):
     def positions(self, api_key: str) -> list[PositionView]:
         """Open positions (size > 0), marked to the current mark price."""
         with self._lock:
+            self._advance()
             return [p for p in self._valuation(self._account(api_key)).positions if p.size]
 
     def set_position(
@@ -404,7 +410,13 @@ class Exchange(Trading):
             pos.unrealised_pnl(mark),
             pos.cum_realised_pnl,
         )
-        return shapes.position(view, inst, pos.created_ms, pos.updated_ms, pos.seq)
+        item = shapes.position(view, inst, pos.created_ms, pos.updated_ms, pos.seq)
+        scale = inst.price_scale
+        item["takeProfit"] = fmt_scale(pos.take_profit, scale) if pos.take_profit else ""
+        item["stopLoss"] = fmt_scale(pos.stop_loss, scale) if pos.stop_loss else ""
+        item["trailingStop"] = fmt_scale(pos.trailing_stop, scale) if pos.trailing_stop else "0"
+        item["curRealisedPnl"] = fmt(pos.cur_realised_pnl)
+        return item
 
 
 def _encoded(fn: Callable[..., Any]) -> Callable[..., bytes]:

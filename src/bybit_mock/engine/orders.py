@@ -2,15 +2,18 @@
 
 An order's life (Bybit's ``orderStatus``)::
 
-    New ──► PartiallyFilled ──► Filled
-     │             │
-     │             └──► Cancelled            (linear; spot says PartiallyFilledCanceled)
-     └──► Cancelled / Rejected
+    Untriggered ──► New ──► PartiallyFilled ──► Filled
+         │           │             │
+         │           │             └──► Cancelled     (linear; spot says PartiallyFilledCanceled)
+         │           └──► Cancelled / Rejected
+         └──► Deactivated                               (cancelled before its trigger)
 
-``Filled``, ``Cancelled``, ``PartiallyFilledCanceled`` and ``Rejected`` are final: no fill,
-amend or cancel reaches a final order (:meth:`Order.fill` asserts it, so a bug cannot slip
-one through). Shapes follow the real responses in ccxt's fixtures, field for field; the
-private stream adds ``category``, ``closedPnl`` and ``feeCurrency`` as Bybit's does.
+Conditional, TP/SL and trailing-stop orders start ``Untriggered``; the market reaching their
+trigger price makes them ``New`` and they execute like any order. ``Filled``, ``Cancelled``,
+``PartiallyFilledCanceled``, ``Rejected`` and ``Deactivated`` are final: no fill, amend or
+cancel reaches a final order (:meth:`Order.fill` asserts it, so a bug cannot slip one
+through). Shapes follow the real responses in ccxt's fixtures, field for field; the private
+stream adds ``category``, ``closedPnl`` and ``feeCurrency`` as Bybit's does.
 """
 
 from __future__ import annotations
@@ -24,8 +27,31 @@ from ..config import InstrumentConfig
 
 ZERO = Decimal(0)
 
-OPEN = frozenset({"New", "PartiallyFilled"})
-FINAL = frozenset({"Filled", "Cancelled", "PartiallyFilledCanceled", "Rejected"})
+#: on the book (or taking): can fill
+ACTIVE = frozenset({"New", "PartiallyFilled"})
+#: can be amended and cancelled; what ``realtime`` lists as open
+OPEN = ACTIVE | {"Untriggered"}
+FINAL = frozenset({"Filled", "Cancelled", "PartiallyFilledCanceled", "Rejected", "Deactivated"})
+
+
+@dataclass
+class TpSl:
+    """Take-profit / stop-loss attached to an entry order; armed when the entry first fills.
+
+    ``Full`` sets the position's TP/SL (closing the whole position); ``Partial`` places
+    reduce-only conditional orders for the entry's quantity.
+    """
+
+    mode: str  # "Full" | "Partial"
+    take_profit: Decimal
+    stop_loss: Decimal
+    tp_trigger_by: str
+    sl_trigger_by: str
+    tp_order_type: str  # "Market" | "Limit"
+    sl_order_type: str
+    tp_limit_price: Decimal
+    sl_limit_price: Decimal
+    armed: bool = False
 
 
 @dataclass
@@ -56,10 +82,26 @@ class Order:
     updated_ms: int = 0
     #: margin (linear) or coin (spot) this order holds while it rests
     held: Decimal = ZERO
+    #: conditional orders: the price that releases them, 1 = rising to it, 2 = falling to it
+    trigger_price: Decimal = ZERO
+    trigger_direction: int = 0
+    trigger_by: str = ""
+    #: "" plain; "Stop" conditional; "tpslOrder" spot TP/SL; "TakeProfit", "StopLoss",
+    #: "TrailingStop" (a position's, qty 0 = all of it); "PartialTakeProfit", "PartialStopLoss"
+    stop_order_type: str = ""
+    create_type: str = "CreateByUser"
+    close_on_trigger: bool = False
+    #: trailing stops: the distance the trigger keeps from the best price since placing
+    trailing: Decimal = ZERO
+    tpsl: TpSl | None = None
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -70,7 +112,7 @@ class Order:
         return self.cum_value / self.cum_qty if self.cum_qty else ZERO
 
     def fill(self, qty: Decimal, price: Decimal, fee: Decimal, now_ms: int) -> None:
-        assert self.status in OPEN, f"fill on a {self.status} order {self.order_id}"
+        assert self.status in ACTIVE, f"fill on a {self.status} order {self.order_id}"
         assert ZERO < qty <= self.qty - self.cum_qty, f"fill {qty} beyond leaves {self.qty - self.cum_qty}"
         self.cum_qty += qty
         self.cum_value += qty * price
@@ -81,12 +123,20 @@ class Order:
     def close(self, now_ms: int, cancel_type: str = "CancelByUser", reject_reason: str = "EC_NoError") -> None:
         """End an open order: cancelled by the user, by IOC/FOK rules, or rejected."""
         assert self.status in OPEN, f"close on a {self.status} order {self.order_id}"
-        if self.cum_qty and self.category == "spot":
+        if self.status == "Untriggered":
+            self.status = "Deactivated"
+        elif self.cum_qty and self.category == "spot":
             self.status = "PartiallyFilledCanceled"
         else:
             self.status = "Cancelled"
         self.cancel_type = cancel_type
         self.reject_reason = reject_reason
+        self.updated_ms = now_ms
+
+    def trigger(self, now_ms: int) -> None:
+        """The market reached the trigger price: the order becomes a live one."""
+        assert self.status == "Untriggered", f"trigger on a {self.status} order {self.order_id}"
+        self.status = "New"
         self.updated_ms = now_ms
 
 
@@ -115,23 +165,24 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
     """One order as ``/v5/order/realtime`` and ``/history`` list it (``stream``: as ``order`` pushes it)."""
     ps = inst.price_scale
     leaves = o.leaves_qty
+    tpsl = o.tpsl
     item: dict[str, Any] = {
         "symbol": o.symbol,
         "orderType": o.order_type,
         "orderLinkId": o.link_id,
-        "slLimitPrice": "0",
+        "slLimitPrice": _price(tpsl.sl_limit_price if tpsl else ZERO, ps),
         "orderId": o.order_id,
         "cancelType": o.cancel_type,
         "avgPrice": fmt(o.avg_price) if o.cum_qty else ("0" if o.category == "spot" else ""),
-        "stopOrderType": "",
+        "stopOrderType": o.stop_order_type,
         "lastPriceOnCreated": fmt_scale(o.last_price_on_created, ps),
         "orderStatus": o.status,
-        "createType": "CreateByUser",
-        "takeProfit": "",
+        "createType": o.create_type,
+        "takeProfit": _price(tpsl.take_profit, ps) if tpsl else "",
         "cumExecValue": fmt(o.cum_value),
-        "tpslMode": "",
+        "tpslMode": tpsl.mode if tpsl else "",
         "smpType": "None",
-        "triggerDirection": 0,
+        "triggerDirection": o.trigger_direction,
         "blockTradeId": "",
         "cumFeeDetail": {o.fee_coin: fmt(o.cum_fee)} if o.cum_fee else {},
         "rejectReason": o.reject_reason,
@@ -139,29 +190,29 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
         "price": fmt_scale(o.price, ps) if o.price else "0",
         "orderIv": "",
         "createdTime": str(o.created_ms),
-        "tpTriggerBy": "",
+        "tpTriggerBy": tpsl.tp_trigger_by if tpsl else "",
         "positionIdx": 0,
         "timeInForce": o.time_in_force,
         "leavesValue": fmt(leaves * o.price),
         "updatedTime": str(o.updated_ms),
         "side": o.side,
         "smpGroup": 0,
-        "triggerPrice": "",
-        "tpLimitPrice": "0",
+        "triggerPrice": fmt_scale(o.trigger_price, ps) if o.trigger_price else "",
+        "tpLimitPrice": _price(tpsl.tp_limit_price if tpsl else ZERO, ps),
         "cumExecFee": fmt(o.cum_fee),
-        "slTriggerBy": "",
+        "slTriggerBy": tpsl.sl_trigger_by if tpsl else "",
         "leavesQty": fmt(leaves),
-        "closeOnTrigger": False,
+        "closeOnTrigger": o.close_on_trigger,
         "slippageToleranceType": "UNKNOWN",
         "placeType": "",
         "cumExecQty": fmt(o.cum_qty),
         "reduceOnly": o.reduce_only,
         "qty": fmt(o.qty),
-        "stopLoss": "",
+        "stopLoss": _price(tpsl.stop_loss, ps) if tpsl else "",
         "marketUnit": o.market_unit,
         "smpOrderId": "",
         "slippageTolerance": "0",
-        "triggerBy": "",
+        "triggerBy": o.trigger_by,
         "extraFees": "",
         "parentOrderLinkId": "",
         "rpiTakerAccess": False,
@@ -185,10 +236,10 @@ def execution_item(e: Execution, inst: InstrumentConfig, stream: bool = False) -
         "underlyingPrice": "",
         "orderLinkId": o.link_id,
         "orderId": o.order_id,
-        "stopOrderType": "" if spot else "UNKNOWN",
+        "stopOrderType": o.stop_order_type or ("" if spot else "UNKNOWN"),
         "execTime": str(e.time_ms),
         "feeCurrency": e.fee_coin if spot else "",
-        "createType": "CreateByUser",
+        "createType": o.create_type,
         "feeRate": fmt(e.fee_rate),
         "tradeIv": "",
         "blockTradeId": "",
@@ -216,3 +267,7 @@ def execution_item(e: Execution, inst: InstrumentConfig, stream: bool = False) -
         item["category"] = o.category
         item["isLeverage"] = "0"
     return item
+
+
+def _price(value: Decimal, scale: int) -> str:
+    return fmt_scale(value, scale) if value else "0"

@@ -23,15 +23,16 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
-from ..bybit.numbers import fmt, parse_decimal
+from ..bybit.numbers import parse_decimal
 from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
+from . import stops
 from .accounts import ZERO, Account, Position, Valuation
 from .events import EventLog
 from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
@@ -42,6 +43,10 @@ from .views import ExecutionView, OrderView
 MAX_OPEN_ORDERS = 500
 DAY_MS = 86_400_000
 _TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
+_ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder")
+_MAX_SWEEP_PASSES = 8
+#: the Position attribute that shows each of a position's own stops
+_POSITION_FIELDS = {"TakeProfit": "take_profit", "StopLoss": "stop_loss", "TrailingStop": "trailing_stop"}
 _LINK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -69,16 +74,14 @@ def _decimal(query: params.Params, name: str, required: bool = False) -> Decimal
     return value
 
 
-def _refuse_conditional(query: params.Params) -> None:
-    """Conditional and TP/SL orders are not modelled yet: refuse them clearly.
-
-    Placing a plain order instead would, for a stop, fill at once: worse than an error.
-    """
-    for name in ("triggerPrice", "takeProfit", "stopLoss", "trailingStop"):
-        if params.text(query, name) not in (None, "0"):
-            raise errors.params_error(
-                f"params error: {name} (conditional and TP/SL orders) is not supported by bybit-mock yet"
-            )
+def _refuse_unmodelled(query: params.Params, category: str) -> None:
+    """Refuse clearly what is not modelled (placing a plain order instead would surprise)."""
+    if category == "spot":
+        for name in ("takeProfit", "stopLoss"):
+            if params.text(query, name) not in (None, "0"):
+                raise errors.params_error(f"params error: {name} on spot orders is not supported by bybit-mock yet")
+    if params.integer(query, "positionIdx") not in (None, 0):
+        raise errors.params_error("params error: positionIdx must be 0: bybit-mock models one-way mode only")
 
 
 def _flag(query: params.Params, name: str) -> bool:
@@ -104,12 +107,27 @@ class OrderFilter(NamedTuple):
     settle: str | None
     order_id: str | None
     link_id: str | None
+    #: ``orderFilter``: "Order" (plain), "StopOrder" (conditional, TP/SL), "tpslOrder" (spot TP/SL)
+    kind: str | None = None
+    stop_order_type: str | None = None
 
     @classmethod
-    def of(cls, query: params.Params) -> OrderFilter:
+    def of(cls, query: params.Params, default_kind: str | None = None) -> OrderFilter:
         category = params.category(query, ("linear", "spot", "inverse", "option"))
-        texts = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin", "orderId", "orderLinkId"))
-        return cls(category, *texts)
+        kind = params.text(query, "orderFilter") or default_kind
+        if kind not in (None, *_ORDER_FILTERS):
+            raise errors.params_error("params error: orderFilter invalid")
+        text = params.text
+        return cls(
+            category,
+            text(query, "symbol"),
+            text(query, "baseCoin"),
+            text(query, "settleCoin"),
+            text(query, "orderId"),
+            text(query, "orderLinkId"),
+            kind,
+            text(query, "stopOrderType"),
+        )
 
     def scoped(self) -> OrderFilter:
         """Linear needs ``symbol``, ``baseCoin`` or ``settleCoin`` (realtime, cancel-all): 10001 otherwise."""
@@ -119,6 +137,10 @@ class OrderFilter(NamedTuple):
 
     def matches(self, o: Order, instruments: dict[tuple[str, str], InstrumentConfig]) -> bool:
         if o.category != self.category or self.symbol not in (None, o.symbol):
+            return False
+        if self.kind is not None and _filter_kind(o) != self.kind:
+            return False
+        if self.stop_order_type not in (None, o.stop_order_type):
             return False
         if self.order_id is not None:
             return o.order_id == self.order_id
@@ -156,6 +178,14 @@ class Trading:
         #: book with no order rested since cannot cross anything new, so the sweep skips it
         self._swept: dict[tuple[str, str], tuple[int | None, int | None, int]] = {}
         self._rest_count = 0
+        #: Untriggered orders per symbol, and (last price, arm count) at each symbol's last check
+        self.triggers: dict[tuple[str, str], dict[str, Order]] = {}
+        self._trigger_seen: dict[tuple[str, str], tuple[int, int]] = {}
+        self._arm_count = 0
+        #: a position's own TP/SL/trailing stop, by (api key, category, symbol) and stop type
+        self.position_stops: dict[tuple[str, str, str], dict[str, Order]] = {}
+        #: orders changed as a side effect (stops armed or cleared); the next push carries them
+        self._side_changes: list[Order] = []
         self.executions: dict[str, list[Execution]] = {}
         self._exec_seq = itertools.count(1)
         self._spot_ids = itertools.count(1_900_000_000_000_000_000 + self._clock() % 10**9 * 1000)
@@ -165,6 +195,20 @@ class Trading:
     def order_create(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
         now = self._clock()
         account = self._account(api_key)
+        order = self._new_order(account, query, now)
+        inst = self.instruments[(order.category, order.symbol)]
+        changes: list[Execution] = []
+        if order.trigger_price:
+            self._arm(account, inst, order)
+        else:
+            changes = self._execute(account, inst, order, now)
+        self._register(order)
+        self._emit(account, inst, [order], changes)
+        return {"orderId": order.order_id, "orderLinkId": order.link_id}
+
+    def _new_order(self, account: Account, query: dict[str, Any], now: int) -> Order:
+        """An ``order/create`` request, checked, as an order not yet placed."""
+        api_key = account.api_key
         category = params.category(query, ("linear", "spot"))
         inst = self._traded(category, params.required(query, "symbol"))
         side = params.required(query, "side")
@@ -178,7 +222,7 @@ class Trading:
             raise errors.params_error("params error: timeInForce invalid")
         if order_type == "Market":
             tif = "IOC"
-        _refuse_conditional(query)
+        _refuse_unmodelled(query, category)
         link_id = params.text(query, "orderLinkId") or ""
         if len(link_id) > 36 or not set(link_id) <= _LINK_ID_CHARS:
             raise errors.params_error("params error: orderLinkId invalid")
@@ -192,8 +236,7 @@ class Trading:
             if market_unit not in ("baseCoin", "quoteCoin"):
                 raise errors.params_error("params error: marketUnit invalid")
         self._check_qty(inst, qty, order_type, market_unit == "quoteCoin")
-        model = self.markets.models[(category, inst.symbol)]
-        last = model.mark_price()
+        last = self.markets.models[(category, inst.symbol)].mark_price()
         price = ZERO
         if order_type == "Limit":
             price = _decimal(query, "price", required=True) or ZERO
@@ -201,28 +244,12 @@ class Trading:
             if market_unit == "" and qty * price < inst.min_notional:
                 raise BybitError(110094, f"Order does not meet minimum order value {inst.min_notional}USDT")
         reduce_only = _flag(query, "reduceOnly")
-        if reduce_only and category == "spot":
+        close_on_trigger = _flag(query, "closeOnTrigger")
+        if (reduce_only or close_on_trigger) and category == "spot":
             raise errors.params_error("params error: reduceOnly is not supported for spot")
         open_count = sum(1 for o in self.resting.get((category, inst.symbol), {}).values() if o.api_key == api_key)
         if open_count >= MAX_OPEN_ORDERS:
             raise BybitError(110020, "Not allowed to have more than 500 active orders.")
-
-        book = model.book.asks if side == "Buy" else model.book.bids
-        limit = price if order_type == "Limit" else None
-        plan = walk(book, model.prices, model.sizes, qty, limit, by_value=market_unit == "quoteCoin")
-        if order_type == "Market":
-            # Bybit shows a market order's protection price; the worst level it may reach.
-            price = plan[-1][0] if plan else last
-        # A spot market order in quote units has qty = quote to spend or receive; its base
-        # quantity is what the walk found.
-        order_qty = qty if market_unit != "quoteCoin" else filled_qty(plan)
-        if reduce_only:
-            closable = _closable(account, inst, side)
-            if closable <= 0:
-                raise BybitError(110017, "current position is zero, cannot fix reduce-only order qty")
-            order_qty = min(order_qty, closable)
-            plan = _truncate(plan, order_qty)
-
         order = Order(
             order_id=self._new_order_id(category),
             link_id=link_id,
@@ -231,17 +258,62 @@ class Trading:
             symbol=inst.symbol,
             side=side,
             order_type=order_type,
-            qty=order_qty,
+            qty=qty,
             price=price,
             time_in_force=tif,
-            reduce_only=reduce_only,
+            reduce_only=reduce_only or close_on_trigger,
             created_ms=now,
             last_price_on_created=last,
             market_unit=market_unit,
             updated_ms=now,
+            close_on_trigger=close_on_trigger,
         )
+        if category == "linear":
+            order.tpsl = stops.tpsl_of(query, side, price or last)
+        self._conditional(query, inst, order, last)
+        return order
+
+    def _conditional(self, query: dict[str, Any], inst: InstrumentConfig, order: Order, last: Decimal) -> None:
+        """``triggerPrice`` (and spot's ``orderFilter``) make the order conditional."""
+        order_filter = params.text(query, "orderFilter") or "Order"
+        if order_filter not in _ORDER_FILTERS:
+            raise errors.params_error("params error: orderFilter invalid")
+        trigger = stops.price_param(query, "triggerPrice") or ZERO
+        if inst.category == "spot" and order_filter != "Order" and not trigger:
+            raise errors.params_error(f"params error: triggerPrice is required for orderFilter {order_filter}")
+        if not trigger:
+            return
+        self._check_price(inst, trigger)
+        order.trigger_price = trigger
+        order.trigger_direction = stops.direction(query, trigger, last, required=inst.category != "spot")
+        order.trigger_by = stops.trigger_by(query, "triggerBy")
+        order.stop_order_type = "tpslOrder" if order_filter == "tpslOrder" else "Stop"
+
+    def _execute(self, account: Account, inst: InstrumentConfig, order: Order, now: int) -> list[Execution]:
+        """Match a new (or just triggered) order against the book: take, then rest or close it.
+
+        ``order.qty`` is what was asked (quote units for a spot market order in ``quoteCoin``);
+        it becomes the base quantity the book can give.
+        """
+        model = self.markets.models[(inst.category, inst.symbol)]
+        book = model.book.asks if order.side == "Buy" else model.book.bids
+        limit = order.price if order.order_type == "Limit" else None
+        in_quote = order.market_unit == "quoteCoin"
+        plan = walk(book, model.prices, model.sizes, order.qty, limit, by_value=in_quote)
+        if order.order_type == "Market":
+            # Bybit shows a market order's protection price; the worst level it may reach.
+            order.price = plan[-1][0] if plan else model.mark_price()
+        if in_quote:
+            order.qty = filled_qty(plan)
+        if order.reduce_only:
+            closable = _closable(account, inst, order.side)
+            if closable <= 0:
+                raise BybitError(110017, "current position is zero, cannot fix reduce-only order qty")
+            order.qty = min(order.qty, closable)
+            plan = _truncate(plan, order.qty)
         self._check_funds(account, inst, order, plan)
 
+        tif = order.time_in_force
         changes: list[Execution] = []
         if tif == "PostOnly" and plan:
             order.close(now, "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
@@ -257,19 +329,19 @@ class Trading:
                     self._rest(account, inst, order)
                 else:
                     order.close(now, "UNKNOWN", "EC_NoImmediateQtyToFill" if not changes else "EC_NoError")
-        self._register(order)
-        self._emit(account, inst, [order], changes)
-        return {"orderId": order.order_id, "orderLinkId": order.link_id}
+        return changes
 
     def order_amend(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
         now, account, inst, order = self._open_order(api_key, query)
-        category = inst.category
-        _refuse_conditional(query)
         qty = _decimal(query, "qty")
         price = _decimal(query, "price")
-        if qty is None and price is None:
+        trigger = stops.price_param(query, "triggerPrice")
+        tp, sl = stops.price_param(query, "takeProfit"), stops.price_param(query, "stopLoss")
+        if qty is None and price is None and not trigger and tp is None and sl is None:
             raise errors.params_error("params error: nothing to amend")
         if qty is not None:
+            if order.stop_order_type in stops.POSITION_STOPS and not order.qty:
+                raise errors.params_error("params error: a position's TP/SL closes all of it; it has no qty")
             self._check_qty(inst, qty, order.order_type, False)
             if qty <= order.cum_qty:
                 raise BybitError(110012, "The new quantity is not above the filled quantity")
@@ -277,28 +349,51 @@ class Trading:
             if order.order_type != "Limit":
                 raise errors.params_error("params error: a market order has no price to amend")
             self._check_price(inst, price)
+        last = self.markets.models[(inst.category, inst.symbol)].mark_price()
+        if trigger:
+            if order.status != "Untriggered":
+                raise errors.params_error("params error: triggerPrice can be amended only before the order triggers")
+            self._check_price(inst, trigger)
+            stops.check_direction(order.trigger_direction, trigger, last)
+        tpsl = order.tpsl
+        if tp is not None or sl is not None:
+            if inst.category != "linear" or (tpsl is not None and tpsl.armed):
+                raise errors.params_error(
+                    "params error: TP/SL can be amended on a linear order before it fills; "
+                    "a position's TP/SL is set with /v5/position/trading-stop"
+                )
+            tpsl = stops.amend_tpsl(tpsl, tp, sl, order.side, price or order.price or last)
         self._release(account, inst, order)
-        old_qty, old_price = order.qty, order.price
+        before = (order.qty, order.price, order.trigger_price)
         order.qty = qty if qty is not None else order.qty
         order.price = price if price is not None else order.price
+        order.trigger_price = trigger or order.trigger_price
         try:
-            self._check_funds(account, inst, order, [])
+            if order.status == "Untriggered":
+                self._arm(account, inst, order)
+            else:
+                self._check_funds(account, inst, order, [])
         except BybitError:
-            order.qty, order.price = old_qty, old_price
-            self._rest(account, inst, order)
+            order.qty, order.price, order.trigger_price = before
+            if order.status == "Untriggered":
+                self._arm(account, inst, order)
+            else:
+                self._rest(account, inst, order)
             raise
+        order.tpsl = tpsl
         order.updated_ms = now
         changes: list[Execution] = []
-        model = self.markets.models[(category, inst.symbol)]
-        book = model.book.asks if order.side == "Buy" else model.book.bids
-        plan = _truncate(walk(book, model.prices, model.sizes, order.leaves_qty, order.price), order.leaves_qty)
-        if plan and order.time_in_force == "PostOnly":
-            order.close(now, "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
-        else:
-            for fill_price, fill_qty in plan:
-                changes.append(self._fill(account, inst, order, fill_qty, fill_price, False, now))
-            if order.is_open:
-                self._rest(account, inst, order)
+        if order.is_active:
+            model = self.markets.models[(inst.category, inst.symbol)]
+            book = model.book.asks if order.side == "Buy" else model.book.bids
+            plan = _truncate(walk(book, model.prices, model.sizes, order.leaves_qty, order.price), order.leaves_qty)
+            if plan and order.time_in_force == "PostOnly":
+                order.close(now, "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
+            else:
+                for fill_price, fill_qty in plan:
+                    changes.append(self._fill(account, inst, order, fill_qty, fill_price, False, now))
+                if order.is_open:
+                    self._rest(account, inst, order)
         self._emit(account, inst, [order], changes)
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
@@ -313,14 +408,17 @@ class Trading:
         now = self._clock()
         account = self._account(api_key)
         category = params.category(query, ("linear", "spot"))
-        symbol, base, settle = (params.text(query, k) for k in ("symbol", "baseCoin", "settleCoin"))
-        which = OrderFilter(category, symbol, base, settle, None, None).scoped()
+        # spot cancels plain orders unless told otherwise; linear every kind
+        which = OrderFilter.of(query, "Order" if category == "spot" else None)
+        which = which._replace(order_id=None, link_id=None).scoped()
         cancelled = [
             o
-            for book in self.resting.values()
+            for books in (self.resting, self.triggers)
+            for book in books.values()
             for o in book.values()
             if o.api_key == api_key and which.matches(o, self.instruments)
         ]
+        cancelled.sort(key=lambda o: o.created_ms)
         by_symbol: dict[str, list[Order]] = {}
         for order in cancelled:
             inst = self.instruments[(category, order.symbol)]
@@ -395,26 +493,97 @@ class Trading:
     # -- resting orders ---------------------------------------------------------------------
 
     def _sweep(self, now_ms: int) -> None:
-        """Fill every resting order the market has moved through (after each market advance)."""
-        for ident, book in list(self.resting.items()):
-            if not book:
-                continue
-            model = self.markets.models[ident]
-            ask, bid = model.book.asks.best_tick(), model.book.bids.best_tick()
-            seen = (bid, ask, self._rest_count)
-            if self._swept.get(ident) == seen:
-                continue
-            self._swept[ident] = seen
-            best_ask = model.prices.decimal(ask) if ask is not None else None
-            best_bid = model.prices.decimal(bid) if bid is not None else None
-            crossed = [
-                o
-                for o in book.values()
-                if (o.side == "Buy" and best_ask is not None and best_ask <= o.price)
-                or (o.side == "Sell" and best_bid is not None and best_bid >= o.price)
-            ]
-            for order in sorted(crossed, key=lambda o: o.created_ms):
+        """Trigger the conditional orders the price reached and fill every resting order the
+        market has moved through (after each market advance).
+
+        A fill can arm new stops (an entry's TP/SL) and a trigger can rest a new order, so
+        passes repeat until nothing changes (bounded: each pass needs a new order to go on).
+        """
+        for _ in range(_MAX_SWEEP_PASSES):
+            counts = (self._arm_count, self._rest_count)
+            for ident, pending in list(self.triggers.items()):
+                if pending:
+                    self._check_triggers(ident, pending, now_ms)
+            for ident, book in list(self.resting.items()):
+                if book:
+                    self._check_resting(ident, book, now_ms)
+            if counts == (self._arm_count, self._rest_count):
+                return
+
+    def _check_resting(self, ident: tuple[str, str], book: dict[str, Order], now_ms: int) -> None:
+        model = self.markets.models[ident]
+        ask, bid = model.book.asks.best_tick(), model.book.bids.best_tick()
+        seen = (bid, ask, self._rest_count)
+        if self._swept.get(ident) == seen:
+            return
+        self._swept[ident] = seen
+        best_ask = model.prices.decimal(ask) if ask is not None else None
+        best_bid = model.prices.decimal(bid) if bid is not None else None
+        crossed = [
+            o
+            for o in book.values()
+            if (o.side == "Buy" and best_ask is not None and best_ask <= o.price)
+            or (o.side == "Sell" and best_bid is not None and best_bid >= o.price)
+        ]
+        for order in sorted(crossed, key=lambda o: o.created_ms):
+            if order.is_active:  # an earlier fill may have cancelled it (its position closed)
                 self._fill_resting(order, order.leaves_qty, order.price, now_ms)
+
+    def _check_triggers(self, ident: tuple[str, str], pending: dict[str, Order], now_ms: int) -> None:
+        model = self.markets.models[ident]
+        seen = (model.last_tick, self._arm_count)
+        if self._trigger_seen.get(ident) == seen:
+            return
+        self._trigger_seen[ident] = seen
+        last = model.mark_price()
+        due = []
+        for order in pending.values():
+            if order.trailing:
+                stops.trail(order, last)
+            if stops.crossed(order, last):
+                due.append(order)
+        for order in sorted(due, key=lambda o: o.created_ms):
+            if order.status == "Untriggered":  # an earlier trigger may have cleared it
+                self._trigger(order, now_ms)
+
+    def _trigger(self, order: Order, now_ms: int) -> None:
+        """The price reached a conditional order: it becomes live and executes like a new one."""
+        account = self.accounts[order.api_key]
+        inst = self.instruments[(order.category, order.symbol)]
+        self._release(account, inst, order)
+        order.trigger(now_ms)
+        order.create_type = stops.CREATE_TYPES.get(order.stop_order_type, order.create_type)
+        if not order.qty:  # a position's TP/SL: all of it
+            order.qty = _closable(account, inst, order.side)
+        changes: list[Execution] = []
+        try:
+            changes = self._execute(account, inst, order, now_ms)
+        except BybitError as exc:
+            # what a new order would be refused for ends a triggered one
+            reason = "EC_ReduceOnlyNoPosition" if exc.code == 110017 else "EC_InsufficientBalance"
+            if order.is_open:
+                order.close(now_ms, "UNKNOWN", reason)
+        self._emit(account, inst, [order], changes)
+
+    def _arm(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
+        """Put a conditional order in wait for its trigger price.
+
+        It holds nothing (Bybit takes margin when it triggers), except a spot ``tpslOrder``,
+        which holds its coin from the start.
+        """
+        order.status = "Untriggered"
+        if order.stop_order_type == "tpslOrder":
+            ref = order.price or order.trigger_price
+            qty = order.qty / ref if order.market_unit == "quoteCoin" else order.qty
+            needed = self._needed(account, inst, order, qty, ref)
+            bal = account.coin(_spent_coin(inst, order.side))
+            if needed > bal.wallet - bal.locked:
+                raise _insufficient("spot")
+            order.held = needed
+            bal.locked += needed
+        self.triggers.setdefault((inst.category, inst.symbol), {})[order.order_id] = order
+        self._arm_count += 1
+        self._touch()
 
     def _fill_resting(self, order: Order, qty: Decimal, price: Decimal, now_ms: int) -> None:
         account = self.accounts[order.api_key]
@@ -471,8 +640,8 @@ class Trading:
             order = self.orders.get(order_id)
             if order is None or order.api_key != api_key:
                 raise ValueError(f"no order {order_id!r} for this account")
-            if not order.is_open:
-                raise ValueError(f"order {order_id} is {order.status}; only open orders can fill")
+            if not order.is_active:
+                raise ValueError(f"order {order_id} is {order.status}; only live (triggered) orders can fill")
             amount = order.leaves_qty if qty is None else to_decimal(qty, "qty")
             if not ZERO < amount <= order.leaves_qty:
                 raise ValueError(f"qty must be in (0, {order.leaves_qty}]")
@@ -496,6 +665,8 @@ class Trading:
         rate = inst.maker_fee if maker else inst.taker_fee
         fee = fee_of(inst, order.side, qty, price, rate)
         seq = next(self._exec_seq)
+        held = account.positions.get((inst.category, inst.symbol))
+        side_before = held.side if held is not None and held.size else ""
         result = apply_fill(account, inst, order.side, qty, price, fee, now, seq)
         order_price = order.price
         order.fill(qty, price, fee, now)
@@ -521,8 +692,165 @@ class Trading:
             leaves_qty=order.leaves_qty,
         )
         self.executions.setdefault(account.api_key, []).append(execution)
+        if inst.category != "spot":
+            pos = account.positions[(inst.category, inst.symbol)]
+            if side_before and (not pos.size or pos.side != side_before):
+                self._clear_stops(account, inst, now)  # closed or flipped: its TP/SL go
+            # an entry's TP/SL protect a position on its side (not one it only reduced)
+            if order.tpsl is not None and not order.tpsl.armed and pos.size and pos.side == order.side:
+                self._arm_tpsl(account, inst, order, now)
         self._touch()
         return execution
+
+    # -- TP/SL ------------------------------------------------------------------------------
+
+    def trading_stop(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v5/position/trading-stop``: a position's TP, SL and trailing stop ("0" clears)."""
+        now = self._clock()
+        account = self._account(api_key)
+        category = params.category(query, ("linear",))
+        inst = self._traded(category, params.required(query, "symbol"))
+        _refuse_unmodelled(query, category)
+        pos = account.positions.get((category, inst.symbol))
+        if pos is None or not pos.size:
+            raise errors.params_error("can not set tp/sl/ts for zero position")
+        mode = params.text(query, "tpslMode") or "Full"
+        if mode not in ("Full", "Partial"):
+            raise errors.params_error("params error: tpslMode invalid")
+        if params.text(query, "activePrice") not in (None, "0"):
+            raise errors.params_error("params error: activePrice is not supported by bybit-mock yet")
+        tp, sl, ts = (stops.price_param(query, k) for k in ("takeProfit", "stopLoss", "trailingStop"))
+        if tp is None and sl is None and ts is None:
+            raise errors.params_error("params error: takeProfit, stopLoss or trailingStop is required")
+        if ts and mode != "Full":
+            raise errors.params_error("params error: trailingStop needs tpslMode Full")
+        last = self.markets.models[(category, inst.symbol)].mark_price()
+        for kind, value, prefix in (("TakeProfit", tp, "tp"), ("StopLoss", sl, "sl")):
+            if value is None:
+                continue
+            if value:
+                stops.check_stop_price(kind, value, pos.side, last)
+            by = stops.trigger_by(query, f"{prefix}TriggerBy")
+            if mode == "Full":
+                self._set_stop(account, inst, kind, value, by, now)
+                continue
+            size = _decimal(query, f"{prefix}Size", required=bool(value)) or ZERO
+            order_type = params.text(query, f"{prefix}OrderType") or "Market"
+            if order_type not in ("Market", "Limit"):
+                raise errors.params_error(f"params error: {prefix}OrderType invalid")
+            limit = _decimal(query, f"{prefix}LimitPrice", required=order_type == "Limit") or ZERO
+            if value:
+                self._check_qty(inst, size, order_type, False)
+                self._place_stop(account, inst, "Partial" + kind, value, by, size, order_type, limit, now)
+            else:  # "0" in Partial mode removes that side's partial stops
+                self._clear_stops(account, inst, now, ("Partial" + kind,))
+        if ts is not None:
+            self._set_stop(account, inst, "TrailingStop", ZERO, "LastPrice", now, trailing=ts)
+        pos.updated_ms = now
+        self._touch()
+        self._emit(account, inst, [], [])
+        return {}
+
+    def _arm_tpsl(self, account: Account, inst: InstrumentConfig, entry: Order, now: int) -> None:
+        """An entry order's first fill: its TP/SL now protect the position."""
+        t = entry.tpsl
+        assert t is not None
+        t.armed = True
+        legs = (
+            ("TakeProfit", t.take_profit, t.tp_trigger_by, t.tp_order_type, t.tp_limit_price),
+            ("StopLoss", t.stop_loss, t.sl_trigger_by, t.sl_order_type, t.sl_limit_price),
+        )
+        for kind, price, by, order_type, limit in legs:
+            if not price:
+                continue
+            if t.mode == "Full":
+                self._set_stop(account, inst, kind, price, by, now)
+            else:
+                self._place_stop(account, inst, "Partial" + kind, price, by, entry.qty, order_type, limit, now)
+
+    def _set_stop(
+        self,
+        account: Account,
+        inst: InstrumentConfig,
+        kind: str,
+        price: Decimal,
+        by: str,
+        now: int,
+        trailing: Decimal = ZERO,
+    ) -> None:
+        """Replace the position's own TP, SL or trailing stop (0 removes it)."""
+        pos = account.positions[(inst.category, inst.symbol)]
+        mine = self.position_stops.setdefault((account.api_key, inst.category, inst.symbol), {})
+        old = mine.pop(kind, None)
+        if old is not None and old.is_open:
+            self._release(account, inst, old)
+            old.close(now)
+            self._side_changes.append(old)
+        setattr(pos, _POSITION_FIELDS[kind], trailing or price)
+        if trailing:
+            last = self.markets.models[(inst.category, inst.symbol)].mark_price()
+            price = last - trailing if pos.side == "Buy" else last + trailing
+        if price > 0:
+            mine[kind] = self._place_stop(account, inst, kind, price, by, ZERO, "Market", ZERO, now, trailing)
+
+    def _place_stop(
+        self,
+        account: Account,
+        inst: InstrumentConfig,
+        kind: str,
+        trigger: Decimal,
+        by: str,
+        qty: Decimal,
+        order_type: str,
+        limit: Decimal,
+        now: int,
+        trailing: Decimal = ZERO,
+    ) -> Order:
+        """A reduce-only stop that closes ``qty`` of the position (0: all of it) at its trigger."""
+        pos = account.positions[(inst.category, inst.symbol)]
+        order = Order(
+            order_id=self._new_order_id(inst.category),
+            link_id="",
+            api_key=account.api_key,
+            category=inst.category,
+            symbol=inst.symbol,
+            side="Sell" if pos.side == "Buy" else "Buy",
+            order_type=order_type,
+            qty=qty,
+            price=limit,
+            time_in_force="GTC" if order_type == "Limit" else "IOC",
+            reduce_only=True,
+            created_ms=now,
+            last_price_on_created=self.markets.models[(inst.category, inst.symbol)].mark_price(),
+            updated_ms=now,
+            trigger_price=trigger,
+            trigger_direction=stops.stop_direction(kind, pos.side),
+            trigger_by=by,
+            stop_order_type=kind,
+            close_on_trigger=True,
+            trailing=trailing,
+        )
+        self._register(order)
+        self._arm(account, inst, order)
+        self._side_changes.append(order)
+        return order
+
+    def _clear_stops(
+        self, account: Account, inst: InstrumentConfig, now: int, kinds: Collection[str] = stops.POSITION_STOPS
+    ) -> None:
+        """Deactivate a position's stops (it closed or flipped, or the user removed them)."""
+        ident = (inst.category, inst.symbol)
+        for order in list(self.triggers.get(ident, {}).values()):
+            if order.api_key == account.api_key and order.stop_order_type in kinds:
+                self._release(account, inst, order)
+                order.close(now, "CancelByTpSlTsClear")
+                self._side_changes.append(order)
+        mine = self.position_stops.get((account.api_key, *ident), {})
+        pos = account.positions[ident]
+        for kind in list(mine):
+            if kind in kinds:
+                del mine[kind]
+                setattr(pos, _POSITION_FIELDS[kind], ZERO)
 
     def _rest(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
         """Put an open order on the book and hold what it may spend."""
@@ -537,9 +865,11 @@ class Trading:
 
     def _release(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
         """Take an order off the book and give back what it held."""
-        book = self.resting.get((inst.category, inst.symbol))
-        if book is not None:
-            book.pop(order.order_id, None)
+        ident = (inst.category, inst.symbol)
+        for books in (self.resting, self.triggers):
+            book = books.get(ident)
+            if book is not None:
+                book.pop(order.order_id, None)
         if order.held:
             if inst.category == "spot":
                 account.coin(_spent_coin(inst, order.side)).locked -= order.held
@@ -646,11 +976,13 @@ class Trading:
 
     def _emit(self, account: Account, inst: InstrumentConfig, orders: list[Order], fills: list[Execution]) -> None:
         """One private event per change: order, execution, position and wallet messages."""
+        side, self._side_changes = self._side_changes, []
         if account.api_key not in self.watched:
             return
-        messages: list[tuple[str, list[dict[str, Any]]]] = [
-            ("order", [order_item(o, inst, stream=True) for o in orders])
-        ]
+        orders = orders + [o for o in side if o not in orders]
+        messages: list[tuple[str, list[dict[str, Any]]]] = []
+        if orders:
+            messages.append(("order", [order_item(o, inst, stream=True) for o in orders]))
         if fills:
             messages.append(("execution", [execution_item(e, inst, stream=True) for e in fills]))
         if inst.category != "spot":
@@ -658,7 +990,6 @@ class Trading:
             item = self._position_json(pos, inst)
             item["entryPrice"] = item.pop("avgPrice")
             item["category"] = inst.category
-            item["curRealisedPnl"] = fmt(pos.cur_realised_pnl)
             messages.append(("position", [item]))
         valuation = self._valuation(account)
         coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
@@ -705,6 +1036,13 @@ def _execution_view(e: Execution) -> ExecutionView:
         e.pnl,
         e.time_ms,
     )
+
+
+def _filter_kind(o: Order) -> str:
+    """The ``orderFilter`` an order answers to."""
+    if not o.stop_order_type:
+        return "Order"
+    return "tpslOrder" if o.stop_order_type == "tpslOrder" else "StopOrder"
 
 
 def _spent_coin(inst: InstrumentConfig, side: str) -> str:

@@ -77,6 +77,7 @@ TRADING = {
     "/v5/order/realtime": ("GET", "order_realtime"),
     "/v5/order/history": ("GET", "order_history"),
     "/v5/execution/list": ("GET", "execution_list"),
+    "/v5/position/trading-stop": ("POST", "trading_stop"),
 }
 
 
