@@ -178,10 +178,30 @@ def test_spot_market_buy_in_quote_moves_both_coins(market: MockExchange) -> None
     assert market.state.balances(market.api_key)["BTC"] == D("0.00999")
 
 
-@pytest.mark.parametrize("extra", [{"triggerPrice": "70000", "triggerDirection": 1}, {"stopLoss": "60000"}])
-def test_conditional_and_tpsl_orders_are_refused_not_placed_plain(market: MockExchange, extra: dict[str, Any]) -> None:
+def test_conditional_order_and_position_stops_with_pybit(market: MockExchange) -> None:
     http = pybit_http(market)
-    with pytest.raises(InvalidRequestError) as refused:
-        http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.01", **extra)
-    assert refused.value.status_code == 10001 and "not supported" in refused.value.message
-    assert market.state.executions(market.api_key) == [] and market.state.open_orders(market.api_key) == []
+    stop = http.place_order(
+        category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.01",
+        triggerPrice="66000", triggerDirection=1, takeProfit="70000", stopLoss="64000",
+    )["result"]["orderId"]  # fmt: skip
+    (waiting,) = http.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert (waiting["orderId"], waiting["orderStatus"], waiting["stopOrderType"]) == (stop, "Untriggered", "Stop")
+    assert (waiting["takeProfit"], waiting["stopLoss"]) == ("70000.00", "64000.00")
+    market.state.set_mark_price("BTCUSDT", 66000)  # the trigger: it buys, and arms its TP/SL
+    (pos,) = http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert (pos["size"], pos["takeProfit"], pos["stopLoss"]) == ("0.01", "70000.00", "64000.00")
+    http.set_trading_stop(category="linear", symbol="BTCUSDT", stopLoss="65500", tpslMode="Full", positionIdx=0)
+    assert http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"][0]["stopLoss"] == "65500.00"
+    with pytest.raises(InvalidRequestError) as wrong_side:
+        http.set_trading_stop(category="linear", symbol="BTCUSDT", stopLoss="67000", positionIdx=0)
+    assert wrong_side.value.status_code == 10001 and "lower than base_price" in wrong_side.value.message
+    market.state.set_mark_price("BTCUSDT", 65500)  # the stop-loss closes the position
+    assert http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"][0]["size"] == "0"
+    history = http.get_order_history(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert sorted((o["stopOrderType"], o["orderStatus"], o["createType"]) for o in history) == [
+        ("Stop", "Filled", "CreateByUser"),
+        ("StopLoss", "Deactivated", "CreateByUser"),  # 64000, replaced by 65500
+        ("StopLoss", "Filled", "CreateByStopLoss"),
+        ("TakeProfit", "Deactivated", "CreateByUser"),  # cleared with the position
+    ]
+    assert http.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"] == []

@@ -16,7 +16,10 @@ _TAIL = b',"retExtInfo":{},"time":'
 _EMPTY = b"{}"
 
 
-def ok(result: bytes, now_ms: int) -> bytes:
+def ok(result: bytes, now_ms: int, ext_info: bytes | None = None) -> bytes:
+    if ext_info is not None:  # the batch endpoints answer per entry in retExtInfo
+        tail = b"".join((b',"retExtInfo":', ext_info, b',"time":'))
+        return b"".join((_OK_HEAD, result, tail, str(now_ms).encode(), b"}"))
     return b"".join((_OK_HEAD, result, _TAIL, str(now_ms).encode(), b"}"))
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
@@ -72,6 +73,11 @@ class Exchange(Trading):
             "watch": self.watch,
             "order_create": _encoded(self.order_create),
             "trading_stop": _encoded(self.trading_stop),
+            "set_leverage": _encoded(self.set_leverage),
+            "switch_mode": _encoded(self.switch_mode),
+            "order_create_batch": partial(self.order_batch, "create"),
+            "order_amend_batch": partial(self.order_batch, "amend"),
+            "order_cancel_batch": partial(self.order_batch, "cancel"),
             "order_amend": _encoded(self.order_amend),
             "order_cancel": _encoded(self.order_cancel),
             "order_cancel_all": _encoded(self.order_cancel_all),

@@ -27,9 +27,11 @@ from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
+
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
-from ..bybit.numbers import parse_decimal
+from ..bybit.numbers import fmt, parse_decimal
 from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from . import stops
@@ -45,6 +47,8 @@ DAY_MS = 86_400_000
 _TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 _ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder")
 _MAX_SWEEP_PASSES = 8
+#: most entries a batch call takes, per category
+_BATCH_MAX = {"linear": 20, "spot": 10}
 #: the Position attribute that shows each of a position's own stops
 _POSITION_FIELDS = {"TakeProfit": "take_profit", "StopLoss": "stop_loss", "TrailingStop": "trailing_stop"}
 _LINK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -429,6 +433,86 @@ class Trading:
             self._emit(account, self.instruments[(category, sym)], orders, [])
         items = [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in cancelled]
         return {"list": items, "success": "1"}
+
+    def order_batch(self, op: str, api_key: str, query: dict[str, Any]) -> tuple[bytes, bytes]:
+        """``/v5/order/{create,amend,cancel}-batch``: each entry as its single call, each answered.
+
+        Returns the encoded ``result`` and ``retExtInfo`` (one ``{code, msg}`` per entry).
+        """
+        category = params.category(query, ("linear", "spot"))
+        entries = query.get("request")
+        if not isinstance(entries, list) or not entries:
+            raise errors.params_error("params error: request must be a non-empty list")
+        most = _BATCH_MAX[category]
+        if len(entries) > most:
+            raise errors.params_error(f"params error: a {category} batch takes at most {most} orders")
+        single = {"create": self.order_create, "amend": self.order_amend, "cancel": self.order_cancel}[op]
+        items: list[dict[str, Any]] = []
+        outcomes: list[dict[str, Any]] = []
+        for entry in entries:
+            result, code, msg = {"orderId": "", "orderLinkId": ""}, 0, "OK"
+            try:
+                if not isinstance(entry, dict):
+                    raise errors.params_error("params error: each request entry must be an object")
+                result = single(api_key, entry | {"category": category})
+            except BybitError as exc:
+                code, msg = exc.code, exc.msg
+            item = {"category": category, "symbol": entry.get("symbol", "") if isinstance(entry, dict) else ""}
+            item |= result
+            if op == "create":
+                item["createAt"] = str(self._clock()) if code == 0 else ""
+            items.append(item)
+            outcomes.append({"code": code, "msg": msg})
+        return orjson.dumps({"list": items}), orjson.dumps({"list": outcomes})
+
+    # -- position settings ------------------------------------------------------------------
+
+    def set_leverage(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v5/position/set-leverage`` (one-way: buy and sell leverage are equal)."""
+        account = self._account(api_key)
+        category = params.category(query, ("linear",))
+        inst = self._traded(category, params.required(query, "symbol"))
+        buy = _decimal(query, "buyLeverage", required=True)
+        sell = _decimal(query, "sellLeverage", required=True)
+        assert buy is not None and sell is not None
+        if buy != sell:
+            raise errors.params_error("params error: buyLeverage must equal sellLeverage in one-way mode")
+        if not 1 <= buy <= inst.max_leverage or buy % Decimal("0.01"):
+            raise errors.params_error(f"params error: leverage must be in [1, {fmt(inst.max_leverage)}]")
+        pos = position_of(account, inst, self._clock())
+        if pos.leverage == buy:
+            raise BybitError(110043, "Set leverage not modified")
+        before = pos.leverage
+        self._relever(account, inst, pos, buy)
+        valuation = self._valuation(account)
+        if valuation.total_margin < valuation.total_im:  # (total_available is clipped at 0)
+            self._relever(account, inst, pos, before)
+            raise BybitError(110044, "Available margin is insufficient")
+        pos.updated_ms = self._clock()
+        self._emit(account, inst, [], [])
+        return {}
+
+    def _relever(self, account: Account, inst: InstrumentConfig, pos: Position, leverage: Decimal) -> None:
+        """New leverage: the position's margin and its open orders' holds follow."""
+        pos.leverage = leverage
+        for order in list(self.resting.get((inst.category, inst.symbol), {}).values()):
+            if order.api_key == account.api_key:
+                self._release(account, inst, order)
+                self._rest(account, inst, order)
+        self._touch()
+
+    def switch_mode(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v5/position/switch-mode``: one-way (0) is what every account is in."""
+        self._account(api_key)
+        params.category(query, ("linear",))
+        if params.text(query, "symbol") is None and params.text(query, "coin") is None:
+            raise errors.params_error("params error: symbol or coin is required")
+        mode = params.integer(query, "mode")
+        if mode == 0:
+            raise BybitError(110025, "Position mode is not modified")
+        if mode == 3:
+            raise errors.params_error("params error: hedge mode (mode 3) is not supported by bybit-mock yet")
+        raise errors.params_error("params error: mode must be 0 or 3")
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -134,4 +134,9 @@ class RestApp:
 def _answer(reply: Reply, respond: Respond) -> None:
     code, value = reply
     now_ms = time.time_ns() // 1_000_000
-    respond(200, envelope.ok(value, now_ms) if code == 0 else envelope.error(code, value, now_ms))
+    if code != 0:
+        respond(200, envelope.error(code, value, now_ms))
+    elif isinstance(value, tuple):  # (result, retExtInfo): the batch endpoints
+        respond(200, envelope.ok(value[0], now_ms, value[1]))
+    else:
+        respond(200, envelope.ok(value, now_ms))

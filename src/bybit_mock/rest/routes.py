@@ -78,6 +78,11 @@ TRADING = {
     "/v5/order/history": ("GET", "order_history"),
     "/v5/execution/list": ("GET", "execution_list"),
     "/v5/position/trading-stop": ("POST", "trading_stop"),
+    "/v5/position/set-leverage": ("POST", "set_leverage"),
+    "/v5/position/switch-mode": ("POST", "switch_mode"),
+    "/v5/order/create-batch": ("POST", "order_create_batch"),
+    "/v5/order/amend-batch": ("POST", "order_amend_batch"),
+    "/v5/order/cancel-batch": ("POST", "order_cancel_batch"),
 }
 
 
