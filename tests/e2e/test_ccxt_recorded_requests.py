@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import ccxt
@@ -22,10 +21,11 @@ import pytest
 
 from bybit_mock import AccountConfig, MockExchange, MockExchangeConfig
 from bybit_mock.config import InstrumentConfig
+from tests.fixtures import HERE
 
 from .test_rest_ccxt import ccxt_bybit
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ccxt-static" / "request-bybit.json"
+FIXTURES = HERE / "ccxt" / "request-bybit.json"
 TRADING_PATHS = ("/v5/order/", "/v5/execution/", "/v5/position/", "/v5/account/wallet-balance")
 #: refusals the state explains: unknown order (linear, spot), reduce-only with no position,
 #: leverage or position mode already so
@@ -45,8 +45,6 @@ REFUSED = {
 
 
 def _cases() -> list[Any]:
-    if not FIXTURES.exists():
-        return []
     methods = json.loads(FIXTURES.read_text())["methods"]
     cases = []
     for method, recorded in methods.items():
@@ -102,7 +100,6 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="ccxt fixtures not present")
 @pytest.mark.parametrize(("method", "case"), _cases())
 def test_ccxt_recorded_request_is_accepted(
     fixture_market: MockExchange, client: ccxt.bybit, method: str, case: dict[str, Any]
