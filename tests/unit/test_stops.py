@@ -100,20 +100,13 @@ def test_triggered_limit_rests_and_holds_margin_then() -> None:
 
 def test_spot_stop_order_and_tpsl_order_filters() -> None:
     ex = new_exchange()
-    stop = ok(
-        ex,
-        "order_create",
-        SPOT
-        | {"side": "Buy", "orderType": "Limit", "qty": "0.01", "price": "66100", "triggerPrice": "66000"}
-        | {"orderFilter": "StopOrder"},
-    )["orderId"]
-    tpsl = ok(
-        ex,
-        "order_create",
-        SPOT
-        | {"side": "Sell", "orderType": "Limit", "qty": "0.01", "price": "63000", "triggerPrice": "63100"}
-        | {"orderFilter": "tpslOrder"},
-    )["orderId"]
+
+    def spot_stop(side: str, price: str, trigger: str, order_filter: str) -> str:
+        query = SPOT | {"side": side, "orderType": "Limit", "qty": "0.01", "price": price}
+        return ok(ex, "order_create", query | {"triggerPrice": trigger, "orderFilter": order_filter})["orderId"]  # type: ignore[no-any-return]
+
+    stop = spot_stop("Buy", "66100", "66000", "StopOrder")
+    tpsl = spot_stop("Sell", "63000", "63100", "tpslOrder")
     plain = ok(ex, "order_create", SPOT | {"side": "Buy", "orderType": "Limit", "qty": "0.01", "price": "60000"})[
         "orderId"
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import NamedTuple
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
@@ -26,6 +27,18 @@ CREATE_TYPES = {
     "PartialTakeProfit": "CreateByPartialTakeProfit",
     "PartialStopLoss": "CreateByPartialStopLoss",
 }
+
+
+class Leg(NamedTuple):
+    """One stop to place for a position: what it is, where it triggers, what it closes."""
+
+    kind: str  # a POSITION_STOPS member
+    trigger: Decimal
+    by: str  # triggerBy
+    qty: Decimal = ZERO  # 0: the whole position, whatever its size when it triggers
+    order_type: str = "Market"
+    limit: Decimal = ZERO  # a Limit leg's price
+    trailing: Decimal = ZERO  # a trailing stop's distance
 
 
 def price_param(query: params.Params, name: str) -> Decimal | None:

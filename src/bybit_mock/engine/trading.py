@@ -40,6 +40,7 @@ from .events import EventLog
 from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
+from .stops import Leg
 from .views import ExecutionView, OrderView
 
 MAX_OPEN_ORDERS = 500
@@ -816,7 +817,7 @@ class Trading:
                 stops.check_stop_price(kind, value, pos.side, last)
             by = stops.trigger_by(query, f"{prefix}TriggerBy")
             if mode == "Full":
-                self._set_stop(account, inst, kind, value, by, now)
+                self._set_stop(account, inst, Leg(kind, value, by), now)
                 continue
             size = _decimal(query, f"{prefix}Size", required=bool(value)) or ZERO
             order_type = params.text(query, f"{prefix}OrderType") or "Market"
@@ -825,11 +826,11 @@ class Trading:
             limit = _decimal(query, f"{prefix}LimitPrice", required=order_type == "Limit") or ZERO
             if value:
                 self._check_qty(inst, size, order_type, False)
-                self._place_stop(account, inst, "Partial" + kind, value, by, size, order_type, limit, now)
+                self._place_stop(account, inst, Leg("Partial" + kind, value, by, size, order_type, limit), now)
             else:  # "0" in Partial mode removes that side's partial stops
                 self._clear_stops(account, inst, now, ("Partial" + kind,))
         if ts is not None:
-            self._set_stop(account, inst, "TrailingStop", ZERO, "LastPrice", now, trailing=ts)
+            self._set_stop(account, inst, Leg("TrailingStop", ZERO, "LastPrice", trailing=ts), now)
         pos.updated_ms = now
         self._touch()
         self._emit(account, inst, [], [])
@@ -848,49 +849,29 @@ class Trading:
             if not price:
                 continue
             if t.mode == "Full":
-                self._set_stop(account, inst, kind, price, by, now)
+                self._set_stop(account, inst, Leg(kind, price, by), now)
             else:
-                self._place_stop(account, inst, "Partial" + kind, price, by, entry.qty, order_type, limit, now)
+                self._place_stop(account, inst, Leg("Partial" + kind, price, by, entry.qty, order_type, limit), now)
 
-    def _set_stop(
-        self,
-        account: Account,
-        inst: InstrumentConfig,
-        kind: str,
-        price: Decimal,
-        by: str,
-        now: int,
-        trailing: Decimal = ZERO,
-    ) -> None:
-        """Replace the position's own TP, SL or trailing stop (0 removes it)."""
+    def _set_stop(self, account: Account, inst: InstrumentConfig, leg: Leg, now: int) -> None:
+        """Replace the position's own TP, SL or trailing stop (a 0 price or distance removes it)."""
         pos = account.positions[(inst.category, inst.symbol)]
         mine = self.position_stops.setdefault((account.api_key, inst.category, inst.symbol), {})
+        kind, trailing = leg.kind, leg.trailing
         old = mine.pop(kind, None)
         if old is not None and old.is_open:
             self._release(account, inst, old)
             old.close(now)
             self._side_changes.append(old)
-        setattr(pos, _POSITION_FIELDS[kind], trailing or price)
-        if trailing:
+        setattr(pos, _POSITION_FIELDS[kind], trailing or leg.trigger)
+        if trailing:  # the trigger starts one distance from the price, on the losing side
             last = self.markets.models[(inst.category, inst.symbol)].mark_price()
-            price = last - trailing if pos.side == "Buy" else last + trailing
-        if price > 0:
-            mine[kind] = self._place_stop(account, inst, kind, price, by, ZERO, "Market", ZERO, now, trailing)
+            leg = leg._replace(trigger=last - trailing if pos.side == "Buy" else last + trailing)
+        if leg.trigger > 0:
+            mine[kind] = self._place_stop(account, inst, leg, now)
 
-    def _place_stop(
-        self,
-        account: Account,
-        inst: InstrumentConfig,
-        kind: str,
-        trigger: Decimal,
-        by: str,
-        qty: Decimal,
-        order_type: str,
-        limit: Decimal,
-        now: int,
-        trailing: Decimal = ZERO,
-    ) -> Order:
-        """A reduce-only stop that closes ``qty`` of the position (0: all of it) at its trigger."""
+    def _place_stop(self, account: Account, inst: InstrumentConfig, leg: Leg, now: int) -> Order:
+        """A reduce-only stop that closes ``leg.qty`` of the position (0: all of it) at its trigger."""
         pos = account.positions[(inst.category, inst.symbol)]
         order = Order(
             order_id=self._new_order_id(inst.category),
@@ -899,20 +880,20 @@ class Trading:
             category=inst.category,
             symbol=inst.symbol,
             side="Sell" if pos.side == "Buy" else "Buy",
-            order_type=order_type,
-            qty=qty,
-            price=limit,
-            time_in_force="GTC" if order_type == "Limit" else "IOC",
+            order_type=leg.order_type,
+            qty=leg.qty,
+            price=leg.limit,
+            time_in_force="GTC" if leg.order_type == "Limit" else "IOC",
             reduce_only=True,
             created_ms=now,
             last_price_on_created=self.markets.models[(inst.category, inst.symbol)].mark_price(),
             updated_ms=now,
-            trigger_price=trigger,
-            trigger_direction=stops.stop_direction(kind, pos.side),
-            trigger_by=by,
-            stop_order_type=kind,
+            trigger_price=leg.trigger,
+            trigger_direction=stops.stop_direction(leg.kind, pos.side),
+            trigger_by=leg.by,
+            stop_order_type=leg.kind,
             close_on_trigger=True,
-            trailing=trailing,
+            trailing=leg.trailing,
         )
         self._register(order)
         self._arm(account, inst, order)
