@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..config import InstrumentConfig
-from ..engine.accounts import Valuation
+from ..engine.accounts import Position, Valuation
 from ..engine.views import CoinView, PositionView
 from .numbers import fmt, fmt_scale
 
@@ -65,7 +65,19 @@ def wallet_account(v: Valuation, coins: list[CoinView]) -> dict[str, Any]:
     }
 
 
-def position(p: PositionView, inst: InstrumentConfig, created_ms: int, updated_ms: int, seq: int) -> dict[str, Any]:
+def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, Any]:
+    """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side "")."""
+    p = PositionView(
+        pos.category,
+        pos.symbol,
+        pos.side if pos.size else "",
+        pos.size,
+        pos.entry_price,
+        pos.leverage,
+        mark,
+        pos.unrealised_pnl(mark),
+        pos.cum_realised_pnl,
+    )
     scale = inst.price_scale
     value = p.size * p.entry_price
     im = value / p.leverage if p.size else ZERO
@@ -104,19 +116,19 @@ def position(p: PositionView, inst: InstrumentConfig, created_ms: int, updated_m
         "positionIM": fmt(im),
         "positionIMByMp": fmt(im_mp),
         "tpslMode": "Full",
-        "takeProfit": "",
-        "stopLoss": "",
-        "trailingStop": "0",
+        "takeProfit": fmt_scale(pos.take_profit, scale) if pos.take_profit else "",
+        "stopLoss": fmt_scale(pos.stop_loss, scale) if pos.stop_loss else "",
+        "trailingStop": fmt_scale(pos.trailing_stop, scale) if pos.trailing_stop else "0",
         "unrealisedPnl": fmt(p.unrealised_pnl),
-        "curRealisedPnl": "0",
+        "curRealisedPnl": fmt(pos.cur_realised_pnl),
         "cumRealisedPnl": fmt(p.cum_realised_pnl),
-        "seq": seq,
+        "seq": pos.seq,
         "isReduceOnly": False,
         "mmrSysUpdatedTime": "",
         "leverageSysUpdatedTime": "",
         "sessionAvgPrice": "",
-        "createdTime": str(created_ms),
-        "updatedTime": str(updated_ms),
+        "createdTime": str(pos.created_ms),
+        "updatedTime": str(pos.updated_ms),
     }
 
 

@@ -29,7 +29,6 @@ import orjson
 
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
-from ..bybit.numbers import fmt, fmt_scale
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
 from ..market import queries
 from ..market.markets import Markets
@@ -404,25 +403,7 @@ class Exchange(Trading):
 
     def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
         model = self.markets.get(inst.category, inst.symbol)
-        mark = model.mark_price() if model is not None else inst.price
-        view = PositionView(
-            pos.category,
-            pos.symbol,
-            pos.side if pos.size else "",
-            pos.size,
-            pos.entry_price,
-            pos.leverage,
-            mark,
-            pos.unrealised_pnl(mark),
-            pos.cum_realised_pnl,
-        )
-        item = shapes.position(view, inst, pos.created_ms, pos.updated_ms, pos.seq)
-        scale = inst.price_scale
-        item["takeProfit"] = fmt_scale(pos.take_profit, scale) if pos.take_profit else ""
-        item["stopLoss"] = fmt_scale(pos.stop_loss, scale) if pos.stop_loss else ""
-        item["trailingStop"] = fmt_scale(pos.trailing_stop, scale) if pos.trailing_stop else "0"
-        item["curRealisedPnl"] = fmt(pos.cur_realised_pnl)
-        return item
+        return shapes.position(pos, inst, model.mark_price() if model is not None else inst.price)
 
 
 def _encoded(fn: Callable[..., Any]) -> Callable[..., bytes]:
