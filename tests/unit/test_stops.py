@@ -236,3 +236,13 @@ def test_bad_conditional_input_is_10001_and_changes_nothing(extra: dict[str, Any
     code, _ = run(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.01"} | extra)
     assert code == 10001
     assert orjson.dumps(ok(ex, "order_realtime", LINEAR)) == before
+
+
+def test_a_stop_triggers_on_the_markets_own_move_with_no_order_ever_rested() -> None:
+    """The clock thread's advance (not only ``set_mark_price``) checks triggers."""
+    ex = new_exchange()
+    query = LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.01"}
+    oid = ok(ex, "order_create", query | {"triggerPrice": "66000", "triggerDirection": 1})["orderId"]
+    ex.markets.models[("linear", "BTCUSDT")].set_price(D(66000))  # the market moves by itself
+    ex.advance_markets()
+    assert ex.order(KEY, oid).status == "Filled"  # type: ignore[union-attr]

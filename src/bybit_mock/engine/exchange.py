@@ -126,10 +126,11 @@ class Exchange(Trading):
             self._advance()
 
     def _advance(self) -> int:
-        """Markets to now, then fill the resting orders they moved through; returns now (ms)."""
+        """Markets to now, then trigger the stops and fill the resting orders they moved
+        through; returns now (ms)."""
         now_ms = self._clock()
         self.markets.advance(now_ms * 1_000_000)
-        if self.resting:
+        if self.resting or self.triggers:
             self._sweep(now_ms)
         return now_ms
 
