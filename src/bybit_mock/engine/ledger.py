@@ -49,21 +49,9 @@ def apply_fill(
     now_ms: int,
     seq: int,
 ) -> FillResult:
+    """Move money (and, for linear, the position) for one fill (module docstring: how)."""
     if inst.category == "spot":
         return _spot_fill(account, inst, side, qty, price, fee)
-    return _linear_fill(account, inst, side, qty, price, fee, now_ms, seq)
-
-
-def _linear_fill(
-    account: Account,
-    inst: InstrumentConfig,
-    side: str,
-    qty: Decimal,
-    price: Decimal,
-    fee: Decimal,
-    now_ms: int,
-    seq: int,
-) -> FillResult:
     pos = position_of(account, inst, now_ms)
     current = pos.signed_size
     trade = qty if side == "Buy" else -qty
