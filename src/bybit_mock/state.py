@@ -95,7 +95,7 @@ class MockExchangeState:
     # -- orders and fills -------------------------------------------------------------------
 
     def open_orders(self, api_key: str, symbol: str | None = None) -> list[OrderView]:
-        """Orders still New or PartiallyFilled, oldest first."""
+        """Open orders (New, PartiallyFilled, or Untriggered stops), oldest first."""
         result: list[OrderView] = self._proxy.open_orders(api_key, symbol)
         return result
 
@@ -116,7 +116,8 @@ class MockExchangeState:
         qty: Decimal | int | str | None = None,
         price: Decimal | int | str | None = None,
     ) -> None:
-        """Fill an open order now (all of it by default, at its own price by default).
+        """Fill a live order now (all of it by default, at its own price by default); an
+        Untriggered stop cannot be filled (ValueError) until its trigger price is reached.
 
         The account's private stream gets the order, execution, position and wallet messages,
         exactly as when the market fills it.
