@@ -89,6 +89,14 @@ def _refuse_unmodelled(query: params.Params, category: str) -> None:
         raise errors.params_error("params error: positionIdx must be 0: bybit-mock models one-way mode only")
 
 
+def _order_filter(query: params.Params, default: str | None) -> str | None:
+    """``orderFilter`` (``Order``, ``StopOrder``, ``tpslOrder``), checked."""
+    kind = params.text(query, "orderFilter") or default
+    if kind not in (None, *_ORDER_FILTERS):
+        raise errors.params_error("params error: orderFilter invalid")
+    return kind
+
+
 def _flag(query: params.Params, name: str) -> bool:
     raw = query.get(name)
     if raw is None or raw == "":
@@ -119,9 +127,7 @@ class OrderFilter(NamedTuple):
     @classmethod
     def of(cls, query: params.Params, default_kind: str | None = None) -> OrderFilter:
         category = params.category(query, ("linear", "spot", "inverse", "option"))
-        kind = params.text(query, "orderFilter") or default_kind
-        if kind not in (None, *_ORDER_FILTERS):
-            raise errors.params_error("params error: orderFilter invalid")
+        kind = _order_filter(query, default_kind)
         text = params.text
         return cls(
             category,
@@ -280,9 +286,7 @@ class Trading:
 
     def _conditional(self, query: dict[str, Any], inst: InstrumentConfig, order: Order, last: Decimal) -> None:
         """``triggerPrice`` (and spot's ``orderFilter``) make the order conditional."""
-        order_filter = params.text(query, "orderFilter") or "Order"
-        if order_filter not in _ORDER_FILTERS:
-            raise errors.params_error("params error: orderFilter invalid")
+        order_filter = _order_filter(query, "Order")
         trigger = stops.price_param(query, "triggerPrice") or ZERO
         if inst.category == "spot" and order_filter != "Order" and not trigger:
             raise errors.params_error(f"params error: triggerPrice is required for orderFilter {order_filter}")
@@ -300,14 +304,12 @@ class Trading:
         ``order.qty`` is what was asked (quote units for a spot market order in ``quoteCoin``);
         it becomes the base quantity the book can give.
         """
-        model = self.markets.models[(inst.category, inst.symbol)]
-        book = model.book.asks if order.side == "Buy" else model.book.bids
         limit = order.price if order.order_type == "Limit" else None
         in_quote = order.market_unit == "quoteCoin"
-        plan = walk(book, model.prices, model.sizes, order.qty, limit, by_value=in_quote)
+        plan = self._walk(inst, order.side, order.qty, limit, in_quote)
         if order.order_type == "Market":
             # Bybit shows a market order's protection price; the worst level it may reach.
-            order.price = plan[-1][0] if plan else model.mark_price()
+            order.price = plan[-1][0] if plan else self.markets.models[(inst.category, inst.symbol)].mark_price()
         if in_quote:
             order.qty = filled_qty(plan)
         if order.reduce_only:
@@ -317,7 +319,20 @@ class Trading:
             order.qty = min(order.qty, closable)
             plan = _truncate(plan, order.qty)
         self._check_funds(account, inst, order, plan)
+        return self._take(account, inst, order, plan, now)
 
+    def _walk(
+        self, inst: InstrumentConfig, side: str, qty: Decimal, limit: Decimal | None, by_value: bool = False
+    ) -> list[tuple[Decimal, Decimal]]:
+        """The fills taking ``qty`` from the book's other side would get (the book is untouched)."""
+        model = self.markets.models[(inst.category, inst.symbol)]
+        book = model.book.asks if side == "Buy" else model.book.bids
+        return walk(book, model.prices, model.sizes, qty, limit, by_value)
+
+    def _take(
+        self, account: Account, inst: InstrumentConfig, order: Order, plan: list[tuple[Decimal, Decimal]], now: int
+    ) -> list[Execution]:
+        """Fill ``plan`` as taker under the order's time in force, then rest or close the rest."""
         tif = order.time_in_force
         changes: list[Execution] = []
         if tif == "PostOnly" and plan:
@@ -388,17 +403,9 @@ class Trading:
         order.tpsl = tpsl
         order.updated_ms = now
         changes: list[Execution] = []
-        if order.is_active:
-            model = self.markets.models[(inst.category, inst.symbol)]
-            book = model.book.asks if order.side == "Buy" else model.book.bids
-            plan = _truncate(walk(book, model.prices, model.sizes, order.leaves_qty, order.price), order.leaves_qty)
-            if plan and order.time_in_force == "PostOnly":
-                order.close(now, "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
-            else:
-                for fill_price, fill_qty in plan:
-                    changes.append(self._fill(account, inst, order, fill_qty, fill_price, False, now))
-                if order.is_open:
-                    self._rest(account, inst, order)
+        if order.is_active:  # a resting (GTC or PostOnly) order: a new price may take now
+            plan = _truncate(self._walk(inst, order.side, order.leaves_qty, order.price), order.leaves_qty)
+            changes = self._take(account, inst, order, plan, now)
         self._emit(account, inst, [order], changes)
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
