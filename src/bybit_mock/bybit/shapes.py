@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import InstrumentConfig
 from ..engine.accounts import Position, Valuation
-from ..engine.views import CoinView, PositionView
+from ..engine.views import CoinView
 from .numbers import fmt, fmt_scale
 
 ZERO = Decimal(0)
@@ -67,17 +67,7 @@ def wallet_account(v: Valuation, coins: list[CoinView]) -> dict[str, Any]:
 
 def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, Any]:
     """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side "")."""
-    p = PositionView(
-        pos.category,
-        pos.symbol,
-        pos.side if pos.size else "",
-        pos.size,
-        pos.entry_price,
-        pos.leverage,
-        mark,
-        pos.unrealised_pnl(mark),
-        pos.cum_realised_pnl,
-    )
+    p = pos.view(mark)
     scale = inst.price_scale
     value = p.size * p.entry_price
     im = value / p.leverage if p.size else ZERO

@@ -51,6 +51,20 @@ class Position:
     stop_loss: Decimal = ZERO
     trailing_stop: Decimal = ZERO
 
+    def view(self, mark: Decimal) -> PositionView:
+        """This position marked at ``mark`` (a flat one shows side "")."""
+        return PositionView(
+            self.category,
+            self.symbol,
+            self.side if self.size else "",
+            self.size,
+            self.entry_price,
+            self.leverage,
+            mark,
+            self.unrealised_pnl(mark),
+            self.cum_realised_pnl,
+        )
+
     @property
     def signed_size(self) -> Decimal:
         return self.size if self.side == "Buy" else -self.size
@@ -108,24 +122,11 @@ class Valuation:
         for ident, pos in account.positions.items():
             inst = instruments[ident]
             coin = inst.settle_coin
-            mark_price = mark[ident]
-            pnl = pos.unrealised_pnl(mark_price)
-            upl[coin] = upl.get(coin, ZERO) + pnl
+            view = pos.view(mark[ident])
+            upl[coin] = upl.get(coin, ZERO) + view.unrealised_pnl
             im[coin] = im.get(coin, ZERO) + pos.initial_margin()
             mm[coin] = mm.get(coin, ZERO) + pos.maintenance_margin(inst)
-            self.positions.append(
-                PositionView(
-                    pos.category,
-                    pos.symbol,
-                    pos.side if pos.size else "",
-                    pos.size,
-                    pos.entry_price,
-                    pos.leverage,
-                    mark_price,
-                    pnl,
-                    pos.cum_realised_pnl,
-                )
-            )
+            self.positions.append(view)
         self.coins: list[CoinView] = []
         for name in sorted(set(account.coins) | set(upl)):
             bal = account.coins.get(name) or CoinBalance(ZERO)
