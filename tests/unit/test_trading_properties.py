@@ -6,6 +6,7 @@ and checks after every step and at the end:
 
 * an accepted order never leaves the account with negative available balance, and spot coin
   holds never exceed the wallet;
+* the margin check's shortcut (``available_balance``) equals the full valuation's figure;
 * money is conserved: USDT wallet = start + realised PnL - fees (linear) - spot cash flows;
 * no order's filled quantity exceeds its quantity, and statuses only move along legal edges
   (conditional orders, attached TP/SL and a position's TP/SL/trailing stop included);
@@ -162,6 +163,8 @@ def test_random_order_flows_keep_the_books_straight(flow: list[tuple[Any, ...]])
             assert unclipped_available(ex) >= 0, op
         for coin in ex.accounts[KEY].coins.values():
             assert coin.locked <= coin.wallet and coin.locked >= 0 and coin.order_im >= 0
+        # the margin check's shortcut gives what the full valuation gives
+        assert ex._available(ex.accounts[KEY]) == ex._valuation(ex.accounts[KEY]).total_available
 
     _, events = ex.wait_events(cursor, 0)
     pushed = [msg for kind, (key, msgs) in events if kind == "private" and key == KEY for msg in msgs]

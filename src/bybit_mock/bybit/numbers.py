@@ -26,10 +26,12 @@ def fmt_scale(value: Decimal, places: int) -> str:
 
 def parse_decimal(raw: object) -> Decimal | None:
     """A request number (string, int or float) as Decimal; None if it is not one."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        return None
+    if type(raw) is not str:  # the common case (JSON strings) skips these checks
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        raw = str(raw)
     try:
-        value = Decimal(str(raw))
+        value = Decimal(raw)
     except InvalidOperation:
         return None
     return value if value.is_finite() else None

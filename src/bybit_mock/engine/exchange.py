@@ -32,7 +32,7 @@ from ..bybit.errors import BybitError
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
 from ..market import queries
 from ..market.markets import Markets
-from .accounts import ZERO, Account, Position, Valuation
+from .accounts import ZERO, Account, Position, Valuation, available_balance
 from .events import EventLog
 from .ledger import DEFAULT_LEVERAGE
 from .trading import Trading
@@ -46,6 +46,7 @@ Reply = tuple[int, Any]
 Command = tuple[str, tuple[Any, ...]]
 
 _STABLECOINS = frozenset({"USDT", "USDC"})
+_ONE = Decimal(1)
 
 
 def wall_clock_ms() -> int:
@@ -383,20 +384,26 @@ class Exchange(Trading):
             raise ValueError(f"unknown instrument {category}/{symbol}")
         return inst
 
-    def _usd_price(self, coin: str, marks: dict[tuple[str, str], Decimal] | None = None) -> Decimal:
+    def _usd_price(self, coin: str) -> Decimal:
         if coin in _STABLECOINS:
-            return Decimal(1)
-        marks = self.mark_prices if marks is None else marks
+            return _ONE
         for category in ("spot", "linear"):
-            price = marks.get((category, f"{coin}USDT"))
+            price = self.markets.mark_price((category, f"{coin}USDT"))
             if price is not None:
                 return price
         return ZERO
 
+    def _mark(self, ident: tuple[str, str]) -> Decimal:
+        price = self.markets.mark_price(ident)
+        assert price is not None, ident  # every position's instrument has a model
+        return price
+
     def _valuation(self, account: Account) -> Valuation:
         coins = set(account.coins) | {self.instruments[i].settle_coin for i in account.positions}
-        marks = self.mark_prices
-        return Valuation(account, self.instruments, marks, {c: self._usd_price(c, marks) for c in coins})
+        return Valuation(account, self.instruments, self.mark_prices, {c: self._usd_price(c) for c in coins})
+
+    def _available(self, account: Account) -> Decimal:
+        return available_balance(account, self.instruments, self._mark, self._usd_price)
 
     def _flat(self, category: str, symbol: str) -> Position:
         now = self._clock()

@@ -54,7 +54,7 @@ class TpSl:
     armed: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     order_id: str
     link_id: str
@@ -140,7 +140,7 @@ class Order:
         self.updated_ms = now_ms
 
 
-@dataclass
+@dataclass(slots=True)
 class Execution:
     exec_id: str
     order: Order  # the order as of this fill (its fields are read at encode time)

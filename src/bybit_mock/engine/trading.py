@@ -20,9 +20,10 @@ The WS workers deliver them to the account's authenticated connections.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import random
 import threading
-import uuid
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -178,6 +179,7 @@ class Trading:
         def _touch(self) -> None: ...
         def _account(self, api_key: str) -> Account: ...
         def _valuation(self, account: Account) -> Valuation: ...
+        def _available(self, account: Account) -> Decimal: ...
         def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]: ...
 
     def _reset_trading(self) -> None:
@@ -189,6 +191,9 @@ class Trading:
         #: book with no order rested since cannot cross anything new, so the sweep skips it
         self._swept: dict[tuple[str, str], tuple[int | None, int | None, int]] = {}
         self._rest_count = 0
+        #: resting orders per (api key, category, symbol): the 500-open-orders check on every
+        #: create must not scan the book
+        self._open_counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
         #: Untriggered orders per symbol, and (last price, arm count) at each symbol's last check
         self.triggers: dict[tuple[str, str], dict[str, Order]] = {}
         self._trigger_seen: dict[tuple[str, str], tuple[int, int]] = {}
@@ -199,6 +204,7 @@ class Trading:
         self._side_changes: list[Order] = []
         self.executions: dict[str, list[Execution]] = {}
         self._exec_seq = itertools.count(1)
+        self._ids_rng = random.Random()  # order ids: unique, not secret (os.urandom per id costs)
         self._spot_ids = itertools.count(1_900_000_000_000_000_000 + self._clock() % 10**9 * 1000)
 
     # -- order entry ------------------------------------------------------------------------
@@ -235,7 +241,7 @@ class Trading:
             tif = "IOC"
         _refuse_unmodelled(query, category)
         link_id = params.text(query, "orderLinkId") or ""
-        if len(link_id) > 36 or not set(link_id) <= _LINK_ID_CHARS:
+        if len(link_id) > 36 or not _LINK_ID_CHARS.issuperset(link_id):
             raise errors.params_error("params error: orderLinkId invalid")
         if link_id and (api_key, link_id) in self.link_ids:
             raise BybitError(errors.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
@@ -258,8 +264,7 @@ class Trading:
         close_on_trigger = _flag(query, "closeOnTrigger")
         if (reduce_only or close_on_trigger) and category == "spot":
             raise errors.params_error("params error: reduceOnly is not supported for spot")
-        open_count = sum(1 for o in self.resting.get((category, inst.symbol), {}).values() if o.api_key == api_key)
-        if open_count >= MAX_OPEN_ORDERS:
+        if self._open_counts[(api_key, category, inst.symbol)] >= MAX_OPEN_ORDERS:
             raise BybitError(110020, "Not allowed to have more than 500 active orders.")
         order = Order(
             order_id=self._new_order_id(category),
@@ -766,7 +771,7 @@ class Trading:
         order.closed_pnl += result.pnl - fee if result.closed_size else ZERO
         model = self.markets.models[(inst.category, inst.symbol)]
         execution = Execution(
-            exec_id=str(uuid.uuid4()),
+            exec_id=_uuid4(self._ids_rng),
             order=order,
             price=price,
             qty=qty,
@@ -931,17 +936,19 @@ class Trading:
             account.coin(_spent_coin(inst, order.side)).locked += order.held
         else:
             account.coin(inst.settle_coin).order_im += order.held
-        self.resting.setdefault((inst.category, inst.symbol), {})[order.order_id] = order
+        book = self.resting.setdefault((inst.category, inst.symbol), {})
+        if order.order_id not in book:
+            self._open_counts[(order.api_key, inst.category, inst.symbol)] += 1
+        book[order.order_id] = order
         self._rest_count += 1
         self._touch()
 
     def _release(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
         """Take an order off the book and give back what it held."""
         ident = (inst.category, inst.symbol)
-        for books in (self.resting, self.triggers):
-            book = books.get(ident)
-            if book is not None:
-                book.pop(order.order_id, None)
+        if self.resting.get(ident, {}).pop(order.order_id, None) is not None:
+            self._open_counts[(order.api_key, *ident)] -= 1
+        self.triggers.get(ident, {}).pop(order.order_id, None)
         if order.held:
             if inst.category == "spot":
                 account.coin(_spent_coin(inst, order.side)).locked -= order.held
@@ -986,7 +993,7 @@ class Trading:
             needed = self._needed(account, inst, order, order.qty, worst)
         else:
             needed = self._needed(account, inst, order, order.leaves_qty, order.price)
-        if needed > 0 and needed > self._valuation(account).total_available:
+        if needed > 0 and needed > self._available(account):
             raise _insufficient(inst.category)
 
     def _register(self, order: Order) -> None:
@@ -1015,7 +1022,7 @@ class Trading:
         return order
 
     def _new_order_id(self, category: str) -> str:
-        return str(next(self._spot_ids)) if category == "spot" else str(uuid.uuid4())
+        return str(next(self._spot_ids)) if category == "spot" else _uuid4(self._ids_rng)
 
     def _traded(self, category: str, symbol: str) -> InstrumentConfig:
         inst = self.instruments.get((category, symbol))
@@ -1108,6 +1115,13 @@ def _execution_view(e: Execution) -> ExecutionView:
         e.pnl,
         e.time_ms,
     )
+
+
+def _uuid4(rng: random.Random) -> str:
+    """A version-4 UUID string like ``uuid.uuid4()``'s, from ``rng`` (a quarter of its cost)."""
+    n = rng.getrandbits(128) & ~(0xF000 << 64 | 0xC000 << 48) | (0x4000 << 64 | 0x8000 << 48)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _filter_kind(o: Order) -> str:
