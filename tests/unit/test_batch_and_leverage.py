@@ -77,3 +77,22 @@ def test_switch_mode_is_one_way_only() -> None:
     code, msg = run(ex, "switch_mode", LINEAR | {"mode": 3})
     assert code == 10001 and "hedge mode" in msg
     assert run(ex, "switch_mode", {"category": "linear", "mode": 0})[0] == 10001
+
+
+def test_open_order_limit_is_per_symbol_and_frees_on_cancel_and_fill() -> None:
+    ex = new_exchange()
+    ex.accounts[KEY].coins["USDT"].wallet = D(10_000_000)
+    limit = LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "0.001", "price": "10000"}
+    ids = [ok(ex, "order_create", limit)["orderId"] for _ in range(500)]
+    assert run(ex, "order_create", limit)[0] == 110020
+    ok(
+        ex,
+        "order_create",
+        {"category": "spot", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit"}
+        | {"qty": "0.001", "price": "10000"},
+    )  # another symbol has its own 500
+    ok(ex, "order_cancel", LINEAR | {"orderId": ids[0]})
+    again = ok(ex, "order_create", limit)["orderId"]
+    assert run(ex, "order_create", limit)[0] == 110020
+    ex.fill_order(KEY, again)  # a filled order frees its slot too
+    ok(ex, "order_create", limit)
