@@ -32,9 +32,6 @@ TRADING_PATHS = ("/v5/order/", "/v5/execution/", "/v5/position/", "/v5/account/w
 BUSINESS = {110001, 170213, 110017, 110043, 110025}
 #: ccxt fixture cases for what is not modelled, with the reason
 NOT_MODELLED = {
-    "Swap inverse market buy order": "inverse trading",
-    "Swap inverse market sell order": "inverse trading",
-    "Set leverage inverse": "inverse trading",
     "Set position Mode to hedge mode": "hedge mode",
 }
 #: cases whose recorded request Bybit itself refuses at our prices, with the code it gives

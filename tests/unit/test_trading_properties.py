@@ -163,8 +163,10 @@ def test_random_order_flows_keep_the_books_straight(flow: list[tuple[Any, ...]])
             assert unclipped_available(ex) >= 0, op
         for coin in ex.accounts[KEY].coins.values():
             assert coin.locked <= coin.wallet and coin.locked >= 0 and coin.order_im >= 0
-        # the margin check's shortcut gives what the full valuation gives
-        assert ex._available(ex.accounts[KEY]) == ex._valuation(ex.accounts[KEY]).total_available
+        # the margin check's shortcut gives what the full valuation gives (up to the 28th digit:
+        # the sums are grouped differently)
+        shortcut, full = ex._available(ex.accounts[KEY]), ex._valuation(ex.accounts[KEY]).total_available
+        assert abs(shortcut - full) < D("1e-12"), (shortcut, full)
 
     _, events = ex.wait_events(cursor, 0)
     pushed = [msg for kind, (key, msgs) in events if kind == "private" and key == KEY for msg in msgs]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..config import InstrumentConfig
-from ..engine.accounts import Position, Valuation
+from ..engine.accounts import Position, Valuation, notional
 from ..engine.views import CoinView
 from .numbers import fmt, fmt_scale
 
@@ -69,11 +69,12 @@ def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, 
     """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side "")."""
     p = pos.view(mark)
     scale = inst.price_scale
-    value = p.size * p.entry_price
+    value = pos.value()
+    value_mp = notional(inst.category, p.size, p.mark_price)
     im = value / p.leverage if p.size else ZERO
-    im_mp = p.size * p.mark_price / p.leverage if p.size else ZERO
+    im_mp = value_mp / p.leverage if p.size else ZERO
     mm = value * inst.maintenance_margin_rate
-    mm_mp = p.size * p.mark_price * inst.maintenance_margin_rate
+    mm_mp = value_mp * inst.maintenance_margin_rate
     fee = inst.taker_fee
     if p.side == "Buy":
         break_even = p.entry_price * (1 + fee) / (1 - fee)

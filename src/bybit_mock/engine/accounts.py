@@ -24,6 +24,22 @@ from .views import CoinView, PositionView
 ZERO = Decimal(0)
 
 
+def notional(category: str, qty: Decimal, price: Decimal) -> Decimal:
+    """``qty`` at ``price`` in the settle coin: ``qty x price``, except inverse contracts,
+    whose quantity is in USD and whose value is in the coin (``qty / price``)."""
+    if category == "inverse":
+        return qty / price if price else ZERO
+    return qty * price
+
+
+def pnl_of(category: str, signed_qty: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
+    """Profit of ``signed_qty`` (long > 0) opened at ``entry`` and closed at ``exit_price``, in
+    the settle coin: ``(exit - entry) x qty``, or ``qty x (1/entry - 1/exit)`` for inverse."""
+    if category == "inverse":
+        return signed_qty * (1 / entry - 1 / exit_price) if entry and exit_price else ZERO
+    return (exit_price - entry) * signed_qty
+
+
 @dataclass
 class CoinBalance:
     wallet: Decimal
@@ -71,10 +87,10 @@ class Position:
         return self.size if self.side == "Buy" else -self.size
 
     def value(self) -> Decimal:
-        return self.size * self.entry_price
+        return notional(self.category, self.size, self.entry_price)
 
     def unrealised_pnl(self, mark: Decimal) -> Decimal:
-        return (mark - self.entry_price) * self.signed_size if self.size else ZERO
+        return pnl_of(self.category, self.signed_size, self.entry_price, mark) if self.size else ZERO
 
     def initial_margin(self) -> Decimal:
         return self.value() / self.leverage if self.size else ZERO
@@ -169,9 +185,23 @@ def available_balance(
     The margin check of every linear create needs this one figure; the views cost four
     times as much. Same sums, grouped per coin: USD x (wallet + uPnL - position IM - order IM).
     """
+    per_coin = free_by_coin(account, instruments, mark_of)
+    return max(ZERO, sum((usd_of(coin) * value for coin, value in per_coin.items() if value), ZERO))
+
+
+def free_by_coin(
+    account: Account,
+    instruments: dict[tuple[str, str], InstrumentConfig],
+    mark_of: Callable[[tuple[str, str]], Decimal],
+) -> dict[str, Decimal]:
+    """Per coin, in that coin: wallet + uPnL - position IM - order IM (may be negative).
+
+    An inverse contract's margin is its own coin (as in Bybit's unified account), so an
+    inverse order is checked against its coin's figure rather than the USD total.
+    """
     per_coin = {name: bal.wallet - bal.order_im for name, bal in account.coins.items()}
     for ident, pos in account.positions.items():
         if pos.size:
-            coin = instruments[ident].settle_coin
-            per_coin[coin] = per_coin.get(coin, ZERO) + pos.unrealised_pnl(mark_of(ident)) - pos.initial_margin()
-    return max(ZERO, sum((usd_of(coin) * value for coin, value in per_coin.items() if value), ZERO))
+            coin = instruments[ident[:2]].settle_coin
+            per_coin[coin] = per_coin.get(coin, ZERO) + pos.unrealised_pnl(mark_of(ident[:2])) - pos.initial_margin()
+    return per_coin

@@ -32,7 +32,7 @@ from ..bybit.errors import BybitError
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
 from ..market import queries
 from ..market.markets import Markets
-from .accounts import ZERO, Account, Position, Valuation, available_balance
+from .accounts import ZERO, Account, Position, Valuation, available_balance, free_by_coin
 from .events import EventLog
 from .ledger import DEFAULT_LEVERAGE
 from .trading import Trading
@@ -404,6 +404,9 @@ class Exchange(Trading):
 
     def _available(self, account: Account) -> Decimal:
         return available_balance(account, self.instruments, self._mark, self._usd_price)
+
+    def _free_by_coin(self, account: Account) -> dict[str, Decimal]:
+        return free_by_coin(account, self.instruments, self._mark)
 
     def _flat(self, category: str, symbol: str) -> Position:
         now = self._clock()

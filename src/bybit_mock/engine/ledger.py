@@ -1,11 +1,14 @@
 """How a fill moves an account's money and positions, the way Bybit's unified account does.
 
-Linear (USDT-settled) contracts: the position keeps a signed size and an average entry
-price. A fill in the position's direction (or from flat) averages in; a fill against it
-closes ``min(size, qty)`` at ``(price - entry) * closed`` (opposite sign for a short) and,
-if larger, opens the rest the other way at the fill price. Realised PnL and the fee move the
-settle coin's wallet balance, so ``wallet = start + realised PnL - fees`` always holds, and
-``cumRealisedPnl`` (position and coin) counts both, as Bybit's does.
+Linear (USDT-settled) and inverse (coin-settled, quantity in USD) contracts: the position
+keeps a signed size and an average entry price. A fill in the position's direction (or from
+flat) averages in; a fill against it closes ``min(size, qty)`` at ``(price - entry) *
+closed`` (opposite sign for a short) and, if larger, opens the rest the other way at the
+fill price. Realised PnL and the fee move the settle coin's wallet balance, so ``wallet =
+start + realised PnL - fees`` always holds, and ``cumRealisedPnl`` (position and coin)
+counts both, as Bybit's does. Inverse contracts do the same in the coin: value ``qty /
+price``, PnL ``qty x (1/entry - 1/exit)``, and the average entry is harmonic (it keeps the
+position's coin value).
 
 Spot: a buy pays ``qty * price`` of the quote coin and receives ``qty`` of the base coin less
 the fee (charged in the coin received); a sell pays ``qty`` base and receives the value less
@@ -18,7 +21,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ..config import InstrumentConfig
-from .accounts import ZERO, Account, Position
+from .accounts import ZERO, Account, Position, notional, pnl_of
 
 DEFAULT_LEVERAGE = Decimal(10)
 
@@ -56,13 +59,15 @@ def apply_fill(
     current = pos.signed_size
     trade = qty if side == "Buy" else -qty
     closed = ZERO
-    pnl = ZERO
+    realised = ZERO
     if current == 0 or (current > 0) == (trade > 0):
         new = current + trade
-        entry = (abs(current) * pos.entry_price + qty * price) / abs(new)
+        # the average entry keeps the position's value: for inverse, value is qty / price
+        value = notional(inst.category, abs(current), pos.entry_price) + notional(inst.category, qty, price)
+        entry = abs(new) / value if inst.category == "inverse" else value / abs(new)
     else:
         closed = min(abs(current), qty)
-        pnl = (price - pos.entry_price) * closed * (1 if current > 0 else -1)
+        realised = pnl_of(inst.category, closed if current > 0 else -closed, pos.entry_price, price)
         new = current + trade
         if new == 0:
             entry = ZERO
@@ -76,13 +81,13 @@ def apply_fill(
     pos.entry_price = entry
     pos.updated_ms = now_ms
     pos.seq = seq
-    net = pnl - fee
+    net = realised - fee
     pos.cur_realised_pnl = net
     pos.cum_realised_pnl += net
     coin = account.coin(inst.settle_coin)
     coin.wallet += net
     coin.cum_realised_pnl += net
-    return FillResult(closed, pnl, inst.settle_coin)
+    return FillResult(closed, realised, inst.settle_coin)
 
 
 def _spot_fill(
@@ -101,7 +106,8 @@ def _spot_fill(
 
 
 def fee_of(inst: InstrumentConfig, side: str, qty: Decimal, price: Decimal, rate: Decimal) -> Decimal:
-    """The fee of a fill: on the value for linear and spot sells, on the coins received for spot buys."""
+    """The fee of a fill: on the value (in the settle coin for contracts, the quote coin for
+    spot sells), or on the coins received for spot buys."""
     if inst.category == "spot" and side == "Buy":
         return qty * rate
-    return qty * price * rate
+    return notional(inst.category, qty, price) * rate

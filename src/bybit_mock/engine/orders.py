@@ -24,6 +24,7 @@ from typing import Any
 
 from ..bybit.numbers import fmt, fmt_scale
 from ..config import InstrumentConfig
+from .accounts import notional
 
 ZERO = Decimal(0)
 
@@ -109,13 +110,17 @@ class Order:
 
     @property
     def avg_price(self) -> Decimal:
-        return self.cum_value / self.cum_qty if self.cum_qty else ZERO
+        if not self.cum_qty:
+            return ZERO
+        if self.category == "inverse":  # cum_value is in coin: the average is harmonic
+            return self.cum_qty / self.cum_value
+        return self.cum_value / self.cum_qty
 
     def fill(self, qty: Decimal, price: Decimal, fee: Decimal, now_ms: int) -> None:
         assert self.status in ACTIVE, f"fill on a {self.status} order {self.order_id}"
         assert ZERO < qty <= self.qty - self.cum_qty, f"fill {qty} beyond leaves {self.qty - self.cum_qty}"
         self.cum_qty += qty
-        self.cum_value += qty * price
+        self.cum_value += notional(self.category, qty, price)
         self.cum_fee += fee
         self.status = "Filled" if self.cum_qty == self.qty else "PartiallyFilled"
         self.updated_ms = now_ms
@@ -193,7 +198,7 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
         "tpTriggerBy": tpsl.tp_trigger_by if tpsl else "",
         "positionIdx": 0,
         "timeInForce": o.time_in_force,
-        "leavesValue": fmt(leaves * o.price),
+        "leavesValue": fmt(notional(o.category, leaves, o.price)),
         "updatedTime": str(o.updated_ms),
         "side": o.side,
         "smpGroup": 0,
@@ -248,7 +253,7 @@ def execution_item(e: Execution, inst: InstrumentConfig, stream: bool = False) -
         "markIv": "",
         "orderQty": fmt(e.order_qty),
         "orderPrice": fmt_scale(e.order_price, ps) if e.order_price else "0",
-        "execValue": fmt(e.price * e.qty),
+        "execValue": fmt(notional(e.order.category, e.qty, e.price)),
         "closedSize": "" if spot else fmt(e.closed_size),
         "execType": "Trade",
         "seq": e.seq,

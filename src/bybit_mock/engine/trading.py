@@ -36,7 +36,7 @@ from ..bybit.numbers import fmt, parse_decimal
 from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from . import stops
-from .accounts import ZERO, Account, Position, Valuation
+from .accounts import ZERO, Account, Position, Valuation, notional
 from .events import EventLog
 from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
 from .matching import filled_qty, walk
@@ -50,7 +50,10 @@ _TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 _ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder")
 _MAX_SWEEP_PASSES = 8
 #: most entries a batch call takes, per category
-_BATCH_MAX = {"linear": 20, "spot": 10}
+_BATCH_MAX = {"linear": 20, "inverse": 20, "spot": 10}
+#: the categories bybit-mock trades (option is market data only), and its contract ones
+TRADED = ("linear", "inverse", "spot")
+CONTRACTS = ("linear", "inverse")
 #: the Position attribute that shows each of a position's own stops
 _POSITION_FIELDS = {"TakeProfit": "take_profit", "StopLoss": "stop_loss", "TrailingStop": "trailing_stop"}
 _LINK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -180,6 +183,7 @@ class Trading:
         def _account(self, api_key: str) -> Account: ...
         def _valuation(self, account: Account) -> Valuation: ...
         def _available(self, account: Account) -> Decimal: ...
+        def _free_by_coin(self, account: Account) -> dict[str, Decimal]: ...
         def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]: ...
 
     def _reset_trading(self) -> None:
@@ -226,7 +230,7 @@ class Trading:
     def _new_order(self, account: Account, query: dict[str, Any], now: int) -> Order:
         """An ``order/create`` request, checked, as an order not yet placed."""
         api_key = account.api_key
-        category = params.category(query, ("linear", "spot"))
+        category = params.category(query, TRADED)
         inst = self._traded(category, params.required(query, "symbol"))
         side = params.required(query, "side")
         if side not in ("Buy", "Sell"):
@@ -258,7 +262,7 @@ class Trading:
         if order_type == "Limit":
             price = _decimal(query, "price", required=True) or ZERO
             self._check_price(inst, price)
-            if market_unit == "" and qty * price < inst.min_notional:
+            if category != "inverse" and market_unit == "" and qty * price < inst.min_notional:
                 raise BybitError(110094, f"Order does not meet minimum order value {inst.min_notional}USDT")
         reduce_only = _flag(query, "reduceOnly")
         close_on_trigger = _flag(query, "closeOnTrigger")
@@ -284,7 +288,7 @@ class Trading:
             updated_ms=now,
             close_on_trigger=close_on_trigger,
         )
-        if category == "linear":
+        if category != "spot":
             order.tpsl = stops.tpsl_of(query, side, price or last)
         self._conditional(query, inst, order, last)
         return order
@@ -382,7 +386,7 @@ class Trading:
             stops.check_direction(order.trigger_direction, trigger, last)
         tpsl = order.tpsl
         if tp is not None or sl is not None:
-            if inst.category != "linear" or (tpsl is not None and tpsl.armed):
+            if inst.category == "spot" or (tpsl is not None and tpsl.armed):
                 raise errors.params_error(
                     "params error: TP/SL can be amended on a linear order before it fills; "
                     "a position's TP/SL is set with /v5/position/trading-stop"
@@ -424,7 +428,7 @@ class Trading:
     def order_cancel_all(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         now = self._clock()
         account = self._account(api_key)
-        category = params.category(query, ("linear", "spot"))
+        category = params.category(query, TRADED)
         # spot cancels plain orders unless told otherwise; linear every kind
         which = OrderFilter.of(query, "Order" if category == "spot" else None)
         which = which._replace(order_id=None, link_id=None).scoped()
@@ -452,7 +456,7 @@ class Trading:
 
         Returns the encoded ``result`` and ``retExtInfo`` (one ``{code, msg}`` per entry).
         """
-        category = params.category(query, ("linear", "spot"))
+        category = params.category(query, TRADED)
         entries = query.get("request")
         if not isinstance(entries, list) or not entries:
             raise errors.params_error("params error: request must be a non-empty list")
@@ -483,7 +487,7 @@ class Trading:
     def set_leverage(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``POST /v5/position/set-leverage`` (one-way: buy and sell leverage are equal)."""
         account = self._account(api_key)
-        category = params.category(query, ("linear",))
+        category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
         buy = _decimal(query, "buyLeverage", required=True)
         sell = _decimal(query, "sellLeverage", required=True)
@@ -517,7 +521,7 @@ class Trading:
     def switch_mode(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``POST /v5/position/switch-mode``: one-way (0) is what every account is in."""
         self._account(api_key)
-        params.category(query, ("linear",))
+        params.category(query, CONTRACTS)
         if params.text(query, "symbol") is None and params.text(query, "coin") is None:
             raise errors.params_error("params error: symbol or coin is required")
         mode = params.integer(query, "mode")
@@ -805,7 +809,7 @@ class Trading:
         """``POST /v5/position/trading-stop``: a position's TP, SL and trailing stop ("0" clears)."""
         now = self._clock()
         account = self._account(api_key)
-        category = params.category(query, ("linear",))
+        category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
         _refuse_unmodelled(query, category)
         pos = account.positions.get((category, inst.symbol))
@@ -970,7 +974,8 @@ class Trading:
         if pos is not None and pos.size and pos.side != order.side:
             opening = max(ZERO, qty - pos.size)  # the part that closes needs no margin
         leverage = pos.leverage if pos is not None else DEFAULT_LEVERAGE
-        return opening * price / leverage + opening * price * inst.taker_fee
+        value = notional(inst.category, opening, price)
+        return value / leverage + value * inst.taker_fee
 
     def _check_funds(
         self, account: Account, inst: InstrumentConfig, order: Order, plan: list[tuple[Decimal, Decimal]]
@@ -993,7 +998,12 @@ class Trading:
             needed = self._needed(account, inst, order, order.qty, worst)
         else:
             needed = self._needed(account, inst, order, order.leaves_qty, order.price)
-        if needed > 0 and needed > self._available(account):
+        if needed <= 0:
+            return
+        if inst.category == "inverse":  # margined by its own coin
+            if needed > self._free_by_coin(account).get(inst.settle_coin, ZERO):
+                raise _insufficient(inst.category)
+        elif needed > self._available(account):
             raise _insufficient(inst.category)
 
     def _register(self, order: Order) -> None:
@@ -1005,7 +1015,7 @@ class Trading:
     def _open_order(self, api_key: str, query: dict[str, Any]) -> tuple[int, Account, InstrumentConfig, Order]:
         """The open order an amend or cancel names (110001 if none), with its account and instrument."""
         account = self._account(api_key)
-        category = params.category(query, ("linear", "spot"))
+        category = params.category(query, TRADED)
         inst = self._traded(category, params.required(query, "symbol"))
         order = self._find(api_key, category, inst.symbol, query)
         if not order.is_open:
