@@ -4,8 +4,7 @@ Each recorded case calls the same ccxt method with the same arguments against a 
 lists the symbols the fixtures use. A case passes when Bybit's answer is ``retCode`` 0 or a
 business refusal the market and account explain (an unknown order id, a reduce-only order
 with no position, ...), never a parameter error: that is what "accepts every request ccxt
-sends" means. What bybit-mock does not model yet is marked ``xfail(strict=True)``, so the day
-it works the marker must go.
+sends" means.
 """
 
 from __future__ import annotations
@@ -30,10 +29,6 @@ TRADING_PATHS = ("/v5/order/", "/v5/execution/", "/v5/position/", "/v5/account/w
 #: refusals the state explains: unknown order (linear, spot), reduce-only with no position,
 #: leverage or position mode already so
 BUSINESS = {110001, 170213, 110017, 110043, 110025}
-#: ccxt fixture cases for what is not modelled, with the reason
-NOT_MODELLED = {
-    "Set position Mode to hedge mode": "hedge mode",
-}
 #: cases whose recorded request Bybit itself refuses at our prices, with the code it gives
 REFUSED = {
     # stop-loss 50 on a buy at 50: Bybit wants a long's SL below the entry price
@@ -48,9 +43,7 @@ def _cases() -> list[Any]:
         for case in recorded:
             url = str(case.get("url", ""))
             if any(p in url for p in TRADING_PATHS):
-                reason = NOT_MODELLED.get(case["description"])
-                marks = [pytest.mark.xfail(strict=True, reason=f"{reason} is not modelled")] if reason else []
-                cases.append(pytest.param(method, case, id=case["description"], marks=marks))
+                cases.append(pytest.param(method, case, id=case["description"]))
     return cases
 
 
@@ -104,6 +97,10 @@ def test_ccxt_recorded_request_is_accepted(
     client.last_json_response = None
     if method == "createOrder" and "trading-stop" in case["url"]:  # a trailing stop needs a position
         client.create_order("BTC/USDT:USDT", "market", "buy", 0.001)
+    hedge = method == "setPositionMode" and case["input"][0] is True
+    if hedge:  # a symbol switches mode only with no position and no order (110024, 110028)
+        client.cancel_all_orders("BTC/USDT:USDT")
+        fixture_market.state.set_position(client.apiKey, "BTCUSDT", "Buy", 0, 1)
     try:
         getattr(client, _snake(method))(*case["input"])
     except ccxt.BaseError as exc:
@@ -121,3 +118,6 @@ def test_ccxt_recorded_request_is_accepted(
         assert code == 0 or code in BUSINESS, answer
     path = case["url"].split("?")[0].split("bybit.com")[-1]
     assert client.last_request_url.startswith(fixture_market.rest_url + path)
+    if hedge:  # the cases after this one trade BTCUSDT without a positionIdx: back to one-way
+        assert code == 0, answer
+        client.set_position_mode(False, "BTC/USDT:USDT")

@@ -205,3 +205,23 @@ def test_conditional_order_and_position_stops_with_pybit(market: MockExchange) -
         ("TakeProfit", "Deactivated", "CreateByUser"),  # cleared with the position
     ]
     assert http.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"] == []
+
+
+async def test_hedge_mode_with_pybit(market: MockExchange, private: ClientConnection) -> None:
+    http = pybit_http(market)
+    assert http.switch_position_mode(category="linear", symbol="BTCUSDT", mode=3)["retCode"] == 0
+    with pytest.raises(InvalidRequestError) as no_idx:
+        place(http, side="Buy", orderType="Market", qty="0.01")
+    assert (no_idx.value.status_code, no_idx.value.message) == (10001, "position idx not match position mode")
+    place(http, side="Buy", orderType="Market", qty="0.02", positionIdx=1)  # type: ignore[arg-type]
+    place(http, side="Sell", orderType="Market", qty="0.01", positionIdx=2)  # type: ignore[arg-type]
+    listed = http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert [(p["positionIdx"], p["side"], p["size"]) for p in listed] == [(1, "Buy", "0.02"), (2, "Sell", "0.01")]
+    messages = await pushes(private, 8)
+    positions = [item for m in messages if m["topic"] == "position" for item in m["data"]]
+    assert {(p["positionIdx"], p["size"]) for p in positions} >= {(1, "0.02"), (2, "0.01")}
+    executions = [item for m in messages if m["topic"] == "execution" for item in m["data"]]
+    assert [e["side"] for e in executions] == ["Buy", "Sell"]
+    market.state.reset()  # back to the configured (one-way) account
+    listed = http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+    assert [(p["positionIdx"], p["size"]) for p in listed] == [(0, "0")]

@@ -71,14 +71,6 @@ def test_set_leverage_moves_margin_and_refuses_what_does_not_fit() -> None:
     assert position(ex)["leverage"] == "5"  # refused: unchanged
 
 
-def test_switch_mode_is_one_way_only() -> None:
-    ex = new_exchange()
-    assert run(ex, "switch_mode", LINEAR | {"mode": 0})[0] == 110025
-    code, msg = run(ex, "switch_mode", LINEAR | {"mode": 3})
-    assert code == 10001 and "hedge mode" in msg
-    assert run(ex, "switch_mode", {"category": "linear", "mode": 0})[0] == 10001
-
-
 def test_open_order_limit_is_per_symbol_and_frees_on_cancel_and_fill() -> None:
     ex = new_exchange()
     ex.accounts[KEY].coins["USDT"].wallet = D(10_000_000)

@@ -10,11 +10,15 @@ and checks after every step and at the end:
 * money is conserved: USDT wallet = start + realised PnL - fees (linear) - spot cash flows;
 * no order's filled quantity exceeds its quantity, and statuses only move along legal edges
   (conditional orders, attached TP/SL and a position's TP/SL/trailing stop included);
-* the REST snapshot (orders, position, wallet) equals the state replayed from private events.
+* the REST snapshot (orders, position, wallet) equals the state replayed from private events;
+
+half of the examples run BTCUSDT in hedge mode, each linear order on a random side's
+position (so some open and some close).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -93,23 +97,25 @@ def unclipped_available(ex: Exchange) -> Decimal:
     return v.total_margin - v.total_im
 
 
-def step(ex: Exchange, op: tuple[Any, ...]) -> None:
+def step(ex: Exchange, op: tuple[Any, ...], pick_idx: Callable[[], int]) -> None:
+    """One operation; ``pick_idx`` gives a linear order's positionIdx (0, or 1/2 in hedge mode)."""
     kind = op[0]
     open_orders = ex.open_orders(KEY)
+
+    def idx(category: str = "linear") -> dict[str, int]:
+        return {"positionIdx": pick_idx()} if category == "linear" else {}
+
     if kind == "market":
         _, category, side, qty = op
         if category == "spot" and side == "Buy":
             qty = str(D(qty) * 65000)  # a spot market buy's qty is quote to spend
-        run(
-            ex,
-            "order_create",
-            {"category": category, "symbol": "BTCUSDT", "side": side, "orderType": "Market", "qty": qty},
-        )
+        query = {"category": category, "symbol": "BTCUSDT", "side": side, "orderType": "Market", "qty": qty}
+        run(ex, "order_create", query | idx(category))
     elif kind == "limit":
         _, category, side, qty, offset, tif = op
         price = str(65000 + 50 * offset)
         query = {"category": category, "symbol": "BTCUSDT", "side": side, "orderType": "Limit"}
-        run(ex, "order_create", query | {"qty": qty, "price": price, "timeInForce": tif})
+        run(ex, "order_create", query | {"qty": qty, "price": price, "timeInForce": tif} | idx(category))
     elif kind == "cancel" and open_orders:
         o = open_orders[op[1] % len(open_orders)]
         code, _ = run(ex, "order_cancel", {"category": o.category, "symbol": "BTCUSDT", "orderId": o.order_id})
@@ -134,31 +140,38 @@ def step(ex: Exchange, op: tuple[Any, ...]) -> None:
         if trigger > 0 and offset:
             query = {"category": "linear", "symbol": "BTCUSDT", "side": side, "orderType": order_type, "qty": qty}
             query |= {"triggerPrice": str(trigger), "triggerDirection": 1 if offset > 0 else 2}
-            run(ex, "order_create", query | ({"price": str(trigger)} if order_type == "Limit" else {}))
+            run(ex, "order_create", query | ({"price": str(trigger)} if order_type == "Limit" else {}) | idx())
     elif kind == "tpsl":  # a linear market order with TP and SL attached
         _, side, qty, up, down = op
         last = ex.markets.models[("linear", "BTCUSDT")].mark_price()
         tp, sl = (last + 50 * up, last - 50 * down) if side == "Buy" else (last - 50 * up, last + 50 * down)
         query = {"category": "linear", "symbol": "BTCUSDT", "side": side, "orderType": "Market", "qty": qty}
-        run(ex, "order_create", query | {"takeProfit": str(tp), "stopLoss": str(sl)})
+        run(ex, "order_create", query | {"takeProfit": str(tp), "stopLoss": str(sl)} | idx())
     elif kind == "trading_stop":  # the position's own TP/SL/trailing stop (0 clears)
         _, up, down, trail = op
         last = ex.markets.models[("linear", "BTCUSDT")].mark_price()
-        long = run(ex, "position_list", {"category": "linear", "symbol": "BTCUSDT"})[1]["list"][0]["side"] == "Buy"
+        which = idx()
+        listed = run(ex, "position_list", {"category": "linear", "symbol": "BTCUSDT"})[1]["list"]
+        long = next(p for p in listed if p["positionIdx"] == which.get("positionIdx", 0))["side"] == "Buy"
         tp = last + 50 * up if long else last - 50 * up
         sl = last - 50 * down if long else last + 50 * down
-        query = {"category": "linear", "symbol": "BTCUSDT", "trailingStop": str(50 * trail)}
+        query = {"category": "linear", "symbol": "BTCUSDT", "trailingStop": str(50 * trail)} | which
         run(ex, "trading_stop", query | {"takeProfit": str(tp if up else 0), "stopLoss": str(sl if down else 0)})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(ops, min_size=5, max_size=40))
-def test_random_order_flows_keep_the_books_straight(flow: list[tuple[Any, ...]]) -> None:
+@given(st.lists(ops, min_size=5, max_size=40), st.booleans(), st.data())
+def test_random_order_flows_keep_the_books_straight(
+    flow: list[tuple[Any, ...]], hedge: bool, data: st.DataObject
+) -> None:
     ex = new_exchange()
+    if hedge:  # a long (positionIdx 1) and a short (2); orders pick either, so some close
+        run(ex, "switch_mode", {"category": "linear", "symbol": "BTCUSDT", "mode": 3})
+    indices = st.sampled_from([1, 2]) if hedge else st.just(0)
     cursor = ex.event_cursor()
     for op in flow:
         before = unclipped_available(ex)
-        step(ex, op)
+        step(ex, op, lambda: data.draw(indices))
         if op[0] in ("market", "limit", "amend") and before >= 0:
             assert unclipped_available(ex) >= 0, op
         for coin in ex.accounts[KEY].coins.values():
@@ -209,15 +222,20 @@ def test_random_order_flows_keep_the_books_straight(flow: list[tuple[Any, ...]])
         rest_item = history[order_id]
         for field in ("orderStatus", "cumExecQty", "cumExecValue", "cumExecFee", "leavesQty", "price", "qty"):
             assert rest_item[field] == pushed_item[field], (field, rest_item, pushed_item)
-    positions = [item for topic, items in pushed if topic == "position" for item in items]
-    rest_position = run(ex, "position_list", {"category": "linear", "symbol": "BTCUSDT"})[1]["list"][0]
-    if positions:
-        assert (positions[-1]["size"], positions[-1]["entryPrice"]) == (
-            rest_position["size"],
-            rest_position["avgPrice"],
-        )
-    else:
-        assert rest_position["size"] == "0"
+    # hedge mode: the long stays long and the short short (a closing order never flips them)
+    allowed_sides = {0: {"", "Buy", "Sell"}, 1: {"", "Buy"}, 2: {"", "Sell"}}
+    for item in (item for topic, items in pushed if topic == "position" for item in items):
+        assert item["side"] in allowed_sides[item["positionIdx"]], item
+    pushed_positions = {item["positionIdx"]: item for topic, items in pushed if topic == "position" for item in items}
+    for rest_position in run(ex, "position_list", {"category": "linear", "symbol": "BTCUSDT"})[1]["list"]:
+        pushed_position = pushed_positions.get(rest_position["positionIdx"])
+        if pushed_position is not None:
+            assert (pushed_position["size"], pushed_position["entryPrice"]) == (
+                rest_position["size"],
+                rest_position["avgPrice"],
+            )
+        else:
+            assert rest_position["size"] == "0"
     wallets = [item for topic, items in pushed if topic == "wallet" for item in items]
     if wallets:
         rest_wallet = run(ex, "wallet_balance", {"accountType": "UNIFIED"})[1]["list"][0]

@@ -84,7 +84,7 @@ def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, 
         break_even = ZERO
     leverage = fmt(p.leverage)
     return {
-        "positionIdx": 0,
+        "positionIdx": pos.position_idx,
         "riskId": 1,
         "riskLimitValue": "2000000",
         "symbol": p.symbol,

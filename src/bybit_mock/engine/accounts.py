@@ -23,6 +23,12 @@ from .views import CoinView, PositionView
 
 ZERO = Decimal(0)
 
+#: a position's key in ``Account.positions``: (category, symbol, positionIdx). One-way mode
+#: holds index 0; hedge mode holds 1 (the long) and 2 (the short).
+PosKey = tuple[str, str, int]
+#: the side each hedge-mode index opens
+HEDGE_SIDES = {1: "Buy", 2: "Sell"}
+
 
 def notional(category: str, qty: Decimal, price: Decimal) -> Decimal:
     """``qty`` at ``price`` in the settle coin: ``qty x price``, except inverse contracts,
@@ -80,6 +86,7 @@ class Position:
             mark,
             self.unrealised_pnl(mark),
             self.cum_realised_pnl,
+            self.position_idx,
         )
 
     @property
@@ -104,16 +111,22 @@ class Account:
     api_key: str
     secret: str
     coins: dict[str, CoinBalance] = field(default_factory=dict)
-    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    positions: dict[PosKey, Position] = field(default_factory=dict)
+    #: (category, symbol) in hedge mode (``switch-mode`` 3); the others are one-way
+    hedged: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def from_config(cls, cfg: AccountConfig, now_ms: int) -> Account:
         acct = cls(cfg.api_key, cfg.api_secret, {c: CoinBalance(v) for c, v in cfg.balances.items()})
         for p in cfg.positions:
-            acct.positions[(p.category, p.symbol)] = Position(
+            acct.positions[(p.category, p.symbol, 0)] = Position(
                 p.category, p.symbol, p.side, p.size, p.entry_price, p.leverage, now_ms, now_ms
             )
         return acct
+
+    def position_indices(self, category: str, symbol: str) -> tuple[int, ...]:
+        """The positionIdx values this symbol's mode holds: (0,) one-way, (1, 2) hedge."""
+        return (1, 2) if (category, symbol) in self.hedged else (0,)
 
     def coin(self, name: str) -> CoinBalance:
         bal = self.coins.get(name)
@@ -137,9 +150,9 @@ class Valuation:
         mm: dict[str, Decimal] = {}
         self.positions: list[PositionView] = []
         for ident, pos in account.positions.items():
-            inst = instruments[ident]
+            inst = instruments[ident[:2]]
             coin = inst.settle_coin
-            view = pos.view(mark[ident])
+            view = pos.view(mark[ident[:2]])
             upl[coin] = upl.get(coin, ZERO) + view.unrealised_pnl
             im[coin] = im.get(coin, ZERO) + pos.initial_margin()
             mm[coin] = mm.get(coin, ZERO) + pos.maintenance_margin(inst)

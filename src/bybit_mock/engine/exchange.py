@@ -32,9 +32,9 @@ from ..bybit.errors import BybitError
 from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_decimal
 from ..market import queries
 from ..market.markets import Markets
-from .accounts import ZERO, Account, Position, Valuation, available_balance, free_by_coin
+from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, available_balance, free_by_coin
 from .events import EventLog
-from .ledger import DEFAULT_LEVERAGE
+from .ledger import DEFAULT_LEVERAGE, flat_position
 from .trading import Trading
 from .views import CoinView, PositionView
 
@@ -252,10 +252,11 @@ class Exchange(Trading):
             inst = self.instruments.get((category, symbol))
             if inst is None:
                 raise errors.params_error(f"params error: symbol invalid: {symbol}")
-            pos = account.positions.get((category, symbol)) or self._flat(category, symbol)
-            items.append(self._position_json(pos, inst))
+            for idx in account.position_indices(category, symbol):  # hedge mode: both, even flat
+                pos = account.positions.get((category, symbol, idx)) or self._flat(category, symbol, idx)
+                items.append(self._position_json(pos, inst))
         else:
-            for (cat, _sym), pos in sorted(account.positions.items()):
+            for (cat, _sym, _idx), pos in sorted(account.positions.items()):
                 inst = self.instruments[(cat, pos.symbol)]
                 if cat == category and pos.size and (settle is None or inst.settle_coin == settle):
                     items.append(self._position_json(pos, inst))
@@ -310,8 +311,11 @@ class Exchange(Trading):
         entry_price: Decimal | int | str,
         leverage: Decimal | int | str | None = None,
         category: str = "linear",
+        position_idx: int = 0,
     ) -> None:
-        """Put a position in place behind the client's back; size 0 flattens it."""
+        """Put a position in place behind the client's back; size 0 flattens it.
+
+        ``position_idx`` 1 (long) or 2 (short) needs the symbol in hedge mode."""
         qty = to_decimal(size, "size")
         price = to_decimal(entry_price, "entry_price")
         if side not in ("Buy", "Sell"):
@@ -321,8 +325,12 @@ class Exchange(Trading):
         with self._lock:
             self._instrument(category, symbol)
             account = self._account(api_key)
+            if position_idx not in account.position_indices(category, symbol):
+                raise ValueError(f"position_idx {position_idx} does not match {symbol}'s position mode")
+            if HEDGE_SIDES.get(position_idx, side) != side:
+                raise ValueError(f"position_idx {position_idx} holds the {HEDGE_SIDES[position_idx]} side")
             now = self._clock()
-            old = account.positions.get((category, symbol))
+            old = account.positions.get((category, symbol, position_idx))
             lev = (
                 to_decimal(leverage, "leverage")
                 if leverage is not None
@@ -330,7 +338,7 @@ class Exchange(Trading):
             )
             self._seq += 1
             self._touch()
-            account.positions[(category, symbol)] = Position(
+            account.positions[(category, symbol, position_idx)] = Position(
                 category,
                 symbol,
                 side,
@@ -341,6 +349,7 @@ class Exchange(Trading):
                 now,
                 self._seq,
                 old.cum_realised_pnl if old else ZERO,
+                position_idx=position_idx,
             )
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: str = "linear") -> None:
@@ -399,7 +408,7 @@ class Exchange(Trading):
         return price
 
     def _valuation(self, account: Account) -> Valuation:
-        coins = set(account.coins) | {self.instruments[i].settle_coin for i in account.positions}
+        coins = set(account.coins) | {self.instruments[i[:2]].settle_coin for i in account.positions}
         return Valuation(account, self.instruments, self.mark_prices, {c: self._usd_price(c) for c in coins})
 
     def _available(self, account: Account) -> Decimal:
@@ -408,9 +417,8 @@ class Exchange(Trading):
     def _free_by_coin(self, account: Account) -> dict[str, Decimal]:
         return free_by_coin(account, self.instruments, self._mark)
 
-    def _flat(self, category: str, symbol: str) -> Position:
-        now = self._clock()
-        return Position(category, symbol, "", ZERO, ZERO, DEFAULT_LEVERAGE, now, now)
+    def _flat(self, category: str, symbol: str, idx: int = 0) -> Position:
+        return flat_position(category, symbol, idx, self._clock())
 
     def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
         model = self.markets.get(inst.category, inst.symbol)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ..config import InstrumentConfig
-from .accounts import ZERO, Account, Position, notional, pnl_of
+from .accounts import HEDGE_SIDES, ZERO, Account, Position, notional, pnl_of
 
 DEFAULT_LEVERAGE = Decimal(10)
 
@@ -32,14 +32,18 @@ class FillResult(NamedTuple):
     fee_coin: str
 
 
-def position_of(account: Account, inst: InstrumentConfig, now_ms: int) -> Position:
-    ident = (inst.category, inst.symbol)
-    pos = account.positions.get(ident)
+def position_of(account: Account, inst: InstrumentConfig, now_ms: int, idx: int = 0) -> Position:
+    """The account's position ``idx`` in this instrument, created flat on first use."""
+    key = (inst.category, inst.symbol, idx)
+    pos = account.positions.get(key)
     if pos is None:
-        pos = account.positions[ident] = Position(
-            inst.category, inst.symbol, "Buy", ZERO, ZERO, DEFAULT_LEVERAGE, now_ms, now_ms
-        )
+        pos = account.positions[key] = flat_position(inst.category, inst.symbol, idx, now_ms)
     return pos
+
+
+def flat_position(category: str, symbol: str, idx: int, now_ms: int) -> Position:
+    side = HEDGE_SIDES.get(idx, "")
+    return Position(category, symbol, side, ZERO, ZERO, DEFAULT_LEVERAGE, now_ms, now_ms, position_idx=idx)
 
 
 def apply_fill(
@@ -51,11 +55,12 @@ def apply_fill(
     fee: Decimal,
     now_ms: int,
     seq: int,
+    idx: int = 0,
 ) -> FillResult:
     """Move money (and, for linear, the position) for one fill (module docstring: how)."""
     if inst.category == "spot":
         return _spot_fill(account, inst, side, qty, price, fee)
-    pos = position_of(account, inst, now_ms)
+    pos = position_of(account, inst, now_ms, idx)
     current = pos.signed_size
     trade = qty if side == "Buy" else -qty
     closed = ZERO

@@ -95,6 +95,8 @@ class Order:
     #: trailing stops: the distance the trigger keeps from the best price since placing
     trailing: Decimal = ZERO
     tpsl: TpSl | None = None
+    #: the position this order trades: 0 one-way; 1 long, 2 short in hedge mode
+    position_idx: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -196,7 +198,7 @@ def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[s
         "orderIv": "",
         "createdTime": str(o.created_ms),
         "tpTriggerBy": tpsl.tp_trigger_by if tpsl else "",
-        "positionIdx": 0,
+        "positionIdx": o.position_idx,
         "timeInForce": o.time_in_force,
         "leavesValue": fmt(notional(o.category, leaves, o.price)),
         "updatedTime": str(o.updated_ms),

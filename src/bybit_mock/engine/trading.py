@@ -36,9 +36,9 @@ from ..bybit.numbers import fmt, parse_decimal
 from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from . import stops
-from .accounts import ZERO, Account, Position, Valuation, notional
+from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, notional
 from .events import EventLog
-from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
+from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, flat_position, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
 from .stops import Leg
@@ -89,8 +89,16 @@ def _refuse_unmodelled(query: params.Params, category: str) -> None:
         for name in ("takeProfit", "stopLoss"):
             if params.text(query, name) not in (None, "0"):
                 raise errors.params_error(f"params error: {name} on spot orders is not supported by bybit-mock yet")
-    if params.integer(query, "positionIdx") not in (None, 0):
-        raise errors.params_error("params error: positionIdx must be 0: bybit-mock models one-way mode only")
+
+
+def _position_idx(query: params.Params, account: Account, inst: InstrumentConfig) -> int:
+    """``positionIdx``, which must match the symbol's mode: 0 one-way, 1 or 2 hedge (10001)."""
+    idx = params.integer(query, "positionIdx") or 0
+    if inst.category == "spot":
+        return 0
+    if idx not in account.position_indices(inst.category, inst.symbol):
+        raise errors.params_error("position idx not match position mode")
+    return idx
 
 
 def _order_filter(query: params.Params, default: str | None) -> str | None:
@@ -203,7 +211,7 @@ class Trading:
         self._trigger_seen: dict[tuple[str, str], tuple[int, int]] = {}
         self._arm_count = 0
         #: a position's own TP/SL/trailing stop, by (api key, category, symbol) and stop type
-        self.position_stops: dict[tuple[str, str, str], dict[str, Order]] = {}
+        self.position_stops: dict[tuple[str, str, str, int], dict[str, Order]] = {}
         #: orders changed as a side effect (stops armed or cleared); the next push carries them
         self._side_changes: list[Order] = []
         self.executions: dict[str, list[Execution]] = {}
@@ -268,6 +276,9 @@ class Trading:
         close_on_trigger = _flag(query, "closeOnTrigger")
         if (reduce_only or close_on_trigger) and category == "spot":
             raise errors.params_error("params error: reduceOnly is not supported for spot")
+        idx = _position_idx(query, account, inst)
+        # hedge mode: an order against its position's side (a Sell on the long) closes it
+        closing = HEDGE_SIDES.get(idx, side) != side
         if self._open_counts[(api_key, category, inst.symbol)] >= MAX_OPEN_ORDERS:
             raise BybitError(110020, "Not allowed to have more than 500 active orders.")
         order = Order(
@@ -281,12 +292,13 @@ class Trading:
             qty=qty,
             price=price,
             time_in_force=tif,
-            reduce_only=reduce_only or close_on_trigger,
+            reduce_only=reduce_only or close_on_trigger or closing,
             created_ms=now,
             last_price_on_created=last,
             market_unit=market_unit,
             updated_ms=now,
             close_on_trigger=close_on_trigger,
+            position_idx=idx,
         )
         if category != "spot":
             order.tpsl = stops.tpsl_of(query, side, price or last)
@@ -322,7 +334,7 @@ class Trading:
         if in_quote:
             order.qty = filled_qty(plan)
         if order.reduce_only:
-            closable = _closable(account, inst, order.side)
+            closable = _closable(account, inst, order)
             if closable <= 0:
                 raise BybitError(110017, "current position is zero, cannot fix reduce-only order qty")
             order.qty = min(order.qty, closable)
@@ -485,7 +497,8 @@ class Trading:
     # -- position settings ------------------------------------------------------------------
 
     def set_leverage(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v5/position/set-leverage`` (one-way: buy and sell leverage are equal)."""
+        """``POST /v5/position/set-leverage``: buy and sell leverage are equal (cross margin);
+        in hedge mode both of the symbol's positions take it."""
         account = self._account(api_key)
         category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
@@ -493,25 +506,28 @@ class Trading:
         sell = _decimal(query, "sellLeverage", required=True)
         assert buy is not None and sell is not None
         if buy != sell:
-            raise errors.params_error("params error: buyLeverage must equal sellLeverage in one-way mode")
+            raise errors.params_error("params error: buyLeverage must equal sellLeverage in cross margin mode")
         if not 1 <= buy <= inst.max_leverage or buy % Decimal("0.01"):
             raise errors.params_error(f"params error: leverage must be in [1, {fmt(inst.max_leverage)}]")
-        pos = position_of(account, inst, self._clock())
-        if pos.leverage == buy:
+        now = self._clock()
+        positions = [position_of(account, inst, now, i) for i in account.position_indices(category, inst.symbol)]
+        if all(pos.leverage == buy for pos in positions):
             raise BybitError(110043, "Set leverage not modified")
-        before = pos.leverage
-        self._relever(account, inst, pos, buy)
+        before = [(pos, pos.leverage) for pos in positions]
+        self._relever(account, inst, [(pos, buy) for pos in positions])
         valuation = self._valuation(account)
         if valuation.total_margin < valuation.total_im:  # (total_available is clipped at 0)
-            self._relever(account, inst, pos, before)
+            self._relever(account, inst, before)
             raise BybitError(110044, "Available margin is insufficient")
-        pos.updated_ms = self._clock()
+        for pos in positions:
+            pos.updated_ms = now
         self._emit(account, inst, [], [])
         return {}
 
-    def _relever(self, account: Account, inst: InstrumentConfig, pos: Position, leverage: Decimal) -> None:
-        """New leverage: the position's margin and its open orders' holds follow."""
-        pos.leverage = leverage
+    def _relever(self, account: Account, inst: InstrumentConfig, changes: list[tuple[Position, Decimal]]) -> None:
+        """New leverage: the positions' margin and their open orders' holds follow."""
+        for pos, leverage in changes:
+            pos.leverage = leverage
         for order in list(self.resting.get((inst.category, inst.symbol), {}).values()):
             if order.api_key == account.api_key:
                 self._release(account, inst, order)
@@ -519,17 +535,53 @@ class Trading:
         self._touch()
 
     def switch_mode(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v5/position/switch-mode``: one-way (0) is what every account is in."""
-        self._account(api_key)
-        params.category(query, CONTRACTS)
-        if params.text(query, "symbol") is None and params.text(query, "coin") is None:
-            raise errors.params_error("params error: symbol or coin is required")
+        """``POST /v5/position/switch-mode``: one-way (0) or hedge (3), by symbol or settle coin.
+
+        A symbol switches only with no position and no open order (110024, 110028); by coin,
+        the symbols that can switch do and the others stay, as Bybit does. Inverse contracts
+        are one-way only in the unified account (110029).
+        """
+        account = self._account(api_key)
+        category = params.category(query, CONTRACTS)
         mode = params.integer(query, "mode")
-        if mode == 0:
-            raise BybitError(110025, "Position mode is not modified")
-        if mode == 3:
-            raise errors.params_error("params error: hedge mode (mode 3) is not supported by bybit-mock yet")
-        raise errors.params_error("params error: mode must be 0 or 3")
+        if mode not in (0, 3):
+            raise errors.params_error("params error: mode must be 0 or 3")
+        hedge = mode == 3
+        symbol, coin = params.text(query, "symbol"), params.text(query, "coin")
+        if symbol is None and coin is None:
+            raise errors.params_error("params error: symbol or coin is required")
+        if hedge and category == "inverse":
+            raise BybitError(110029, "Hedge mode is not available for this symbol")
+        if symbol is not None:  # a symbol takes priority over a coin
+            inst = self._traded(category, symbol)
+            if ((category, symbol) in account.hedged) == hedge:
+                raise BybitError(110025, "Position mode is not modified")
+            if _holds_position(account, inst):
+                raise BybitError(110024, "You have an existing position, so position mode cannot be switched")
+            if self._has_open_orders(account, inst):
+                raise BybitError(110028, "Open orders exist, so you cannot change position mode")
+            self._switch(account, inst, hedge)
+            return {}
+        for inst in [i for i in self.instruments.values() if i.category == category and i.settle_coin == coin]:
+            if not _holds_position(account, inst) and not self._has_open_orders(account, inst):
+                self._switch(account, inst, hedge)
+        return {}
+
+    def _has_open_orders(self, account: Account, inst: InstrumentConfig) -> bool:
+        ident = (inst.category, inst.symbol)
+        return any(
+            o.api_key == account.api_key for book in (self.resting, self.triggers) for o in book.get(ident, {}).values()
+        )
+
+    def _switch(self, account: Account, inst: InstrumentConfig, hedge: bool) -> None:
+        """Flat positions of the old mode give way to the new mode's, at the same leverage."""
+        now = self._clock()
+        old = [account.positions.pop((inst.category, inst.symbol, i), None) for i in (0, 1, 2)]
+        leverage = next((p.leverage for p in old if p is not None), DEFAULT_LEVERAGE)
+        (account.hedged.add if hedge else account.hedged.discard)((inst.category, inst.symbol))
+        for idx in account.position_indices(inst.category, inst.symbol):
+            position_of(account, inst, now, idx).leverage = leverage
+        self._touch()
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -655,7 +707,7 @@ class Trading:
         order.trigger(now_ms)
         order.create_type = stops.CREATE_TYPES.get(order.stop_order_type, order.create_type)
         if not order.qty:  # a position's TP/SL: all of it
-            order.qty = _closable(account, inst, order.side)
+            order.qty = _closable(account, inst, order)
         changes: list[Execution] = []
         try:
             changes = self._execute(account, inst, order, now_ms)
@@ -691,7 +743,7 @@ class Trading:
         inst = self.instruments[(order.category, order.symbol)]
         self._release(account, inst, order)
         if order.reduce_only:
-            qty = min(qty, _closable(account, inst, order.side))
+            qty = min(qty, _closable(account, inst, order))
         changes: list[Execution] = []
         if qty > 0:
             changes.append(self._fill(account, inst, order, qty, price, True, now_ms))
@@ -766,9 +818,10 @@ class Trading:
         rate = inst.maker_fee if maker else inst.taker_fee
         fee = fee_of(inst, order.side, qty, price, rate)
         seq = next(self._exec_seq)
-        held = account.positions.get((inst.category, inst.symbol))
+        key = (inst.category, inst.symbol, order.position_idx)
+        held = account.positions.get(key)
         side_before = held.side if held is not None and held.size else ""
-        result = apply_fill(account, inst, order.side, qty, price, fee, now, seq)
+        result = apply_fill(account, inst, order.side, qty, price, fee, now, seq, order.position_idx)
         order_price = order.price
         order.fill(qty, price, fee, now)
         order.fee_coin = result.fee_coin
@@ -794,12 +847,12 @@ class Trading:
         )
         self.executions.setdefault(account.api_key, []).append(execution)
         if inst.category != "spot":
-            pos = account.positions[(inst.category, inst.symbol)]
+            pos = account.positions[key]
             if side_before and (not pos.size or pos.side != side_before):
-                self._clear_stops(account, inst, now)  # closed or flipped: its TP/SL go
+                self._clear_stops(account, inst, pos, now)  # closed or flipped: its TP/SL go
             # an entry's TP/SL protect a position on its side (not one it only reduced)
             if order.tpsl is not None and not order.tpsl.armed and pos.size and pos.side == order.side:
-                self._arm_tpsl(account, inst, order, now)
+                self._arm_tpsl(account, inst, pos, order, now)
         self._touch()
         return execution
 
@@ -812,7 +865,7 @@ class Trading:
         category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
         _refuse_unmodelled(query, category)
-        pos = account.positions.get((category, inst.symbol))
+        pos = account.positions.get((category, inst.symbol, _position_idx(query, account, inst)))
         if pos is None or not pos.size:
             raise errors.params_error("can not set tp/sl/ts for zero position")
         mode = params.text(query, "tpslMode") or "Full"
@@ -833,7 +886,7 @@ class Trading:
                 stops.check_stop_price(kind, value, pos.side, last)
             by = stops.trigger_by(query, f"{prefix}TriggerBy")
             if mode == "Full":
-                self._set_stop(account, inst, Leg(kind, value, by), now)
+                self._set_stop(account, inst, pos, Leg(kind, value, by), now)
                 continue
             size = _decimal(query, f"{prefix}Size", required=bool(value)) or ZERO
             order_type = params.text(query, f"{prefix}OrderType") or "Market"
@@ -842,17 +895,17 @@ class Trading:
             limit = _decimal(query, f"{prefix}LimitPrice", required=order_type == "Limit") or ZERO
             if value:
                 self._check_qty(inst, size, order_type, False)
-                self._place_stop(account, inst, Leg("Partial" + kind, value, by, size, order_type, limit), now)
+                self._place_stop(account, inst, pos, Leg("Partial" + kind, value, by, size, order_type, limit), now)
             else:  # "0" in Partial mode removes that side's partial stops
-                self._clear_stops(account, inst, now, ("Partial" + kind,))
+                self._clear_stops(account, inst, pos, now, ("Partial" + kind,))
         if ts is not None:
-            self._set_stop(account, inst, Leg("TrailingStop", ZERO, "LastPrice", trailing=ts), now)
+            self._set_stop(account, inst, pos, Leg("TrailingStop", ZERO, "LastPrice", trailing=ts), now)
         pos.updated_ms = now
         self._touch()
         self._emit(account, inst, [], [])
         return {}
 
-    def _arm_tpsl(self, account: Account, inst: InstrumentConfig, entry: Order, now: int) -> None:
+    def _arm_tpsl(self, account: Account, inst: InstrumentConfig, pos: Position, entry: Order, now: int) -> None:
         """An entry order's first fill: its TP/SL now protect the position."""
         t = entry.tpsl
         assert t is not None
@@ -865,14 +918,14 @@ class Trading:
             if not price:
                 continue
             if t.mode == "Full":
-                self._set_stop(account, inst, Leg(kind, price, by), now)
+                self._set_stop(account, inst, pos, Leg(kind, price, by), now)
             else:
-                self._place_stop(account, inst, Leg("Partial" + kind, price, by, entry.qty, order_type, limit), now)
+                leg = Leg("Partial" + kind, price, by, entry.qty, order_type, limit)
+                self._place_stop(account, inst, pos, leg, now)
 
-    def _set_stop(self, account: Account, inst: InstrumentConfig, leg: Leg, now: int) -> None:
+    def _set_stop(self, account: Account, inst: InstrumentConfig, pos: Position, leg: Leg, now: int) -> None:
         """Replace the position's own TP, SL or trailing stop (a 0 price or distance removes it)."""
-        pos = account.positions[(inst.category, inst.symbol)]
-        mine = self.position_stops.setdefault((account.api_key, inst.category, inst.symbol), {})
+        mine = self.position_stops.setdefault((account.api_key, inst.category, inst.symbol, pos.position_idx), {})
         kind, trailing = leg.kind, leg.trailing
         old = mine.pop(kind, None)
         if old is not None and old.is_open:
@@ -884,11 +937,10 @@ class Trading:
             last = self.markets.models[(inst.category, inst.symbol)].mark_price()
             leg = leg._replace(trigger=last - trailing if pos.side == "Buy" else last + trailing)
         if leg.trigger > 0:
-            mine[kind] = self._place_stop(account, inst, leg, now)
+            mine[kind] = self._place_stop(account, inst, pos, leg, now)
 
-    def _place_stop(self, account: Account, inst: InstrumentConfig, leg: Leg, now: int) -> Order:
+    def _place_stop(self, account: Account, inst: InstrumentConfig, pos: Position, leg: Leg, now: int) -> Order:
         """A reduce-only stop that closes ``leg.qty`` of the position (0: all of it) at its trigger."""
-        pos = account.positions[(inst.category, inst.symbol)]
         order = Order(
             order_id=self._new_order_id(inst.category),
             link_id="",
@@ -910,6 +962,7 @@ class Trading:
             stop_order_type=leg.kind,
             close_on_trigger=True,
             trailing=leg.trailing,
+            position_idx=pos.position_idx,
         )
         self._register(order)
         self._arm(account, inst, order)
@@ -917,17 +970,22 @@ class Trading:
         return order
 
     def _clear_stops(
-        self, account: Account, inst: InstrumentConfig, now: int, kinds: Collection[str] = stops.POSITION_STOPS
+        self,
+        account: Account,
+        inst: InstrumentConfig,
+        pos: Position,
+        now: int,
+        kinds: Collection[str] = stops.POSITION_STOPS,
     ) -> None:
         """Deactivate a position's stops (it closed or flipped, or the user removed them)."""
         ident = (inst.category, inst.symbol)
         for order in list(self.triggers.get(ident, {}).values()):
-            if order.api_key == account.api_key and order.stop_order_type in kinds:
+            owned = order.api_key == account.api_key and order.position_idx == pos.position_idx
+            if owned and order.stop_order_type in kinds:
                 self._release(account, inst, order)
                 order.close(now, "CancelByTpSlTsClear")
                 self._side_changes.append(order)
-        mine = self.position_stops.get((account.api_key, *ident), {})
-        pos = account.positions[ident]
+        mine = self.position_stops.get((account.api_key, *ident, pos.position_idx), {})
         for kind in list(mine):
             if kind in kinds:
                 del mine[kind]
@@ -969,7 +1027,7 @@ class Trading:
             return qty * price * (1 + inst.taker_fee)
         if order.reduce_only:
             return ZERO
-        pos = account.positions.get((inst.category, inst.symbol))
+        pos = account.positions.get((inst.category, inst.symbol, order.position_idx))
         opening = qty
         if pos is not None and pos.size and pos.side != order.side:
             opening = max(ZERO, qty - pos.size)  # the part that closes needs no margin
@@ -1074,12 +1132,15 @@ class Trading:
             messages.append(("order", [order_item(o, inst, stream=True) for o in orders]))
         if fills:
             messages.append(("execution", [execution_item(e, inst, stream=True) for e in fills]))
-        if inst.category != "spot":
-            pos = position_of(account, inst, self._clock())
-            item = self._position_json(pos, inst)
-            item["entryPrice"] = item.pop("avgPrice")
-            item["category"] = inst.category
-            messages.append(("position", [item]))
+        if inst.category != "spot":  # the symbol's position (hedge mode: both), without creating it
+            items = []
+            for idx in account.position_indices(inst.category, inst.symbol):
+                pos = account.positions.get((inst.category, inst.symbol, idx))
+                item = self._position_json(pos or flat_position(inst.category, inst.symbol, idx, self._clock()), inst)
+                item["entryPrice"] = item.pop("avgPrice")
+                item["category"] = inst.category
+                items.append(item)
+            messages.append(("position", items))
         valuation = self._valuation(account)
         coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
         messages.append(("wallet", [shapes.wallet_account(valuation, coins)]))
@@ -1146,10 +1207,15 @@ def _spent_coin(inst: InstrumentConfig, side: str) -> str:
     return inst.quote_coin if side == "Buy" else inst.base_coin
 
 
-def _closable(account: Account, inst: InstrumentConfig, side: str) -> Decimal:
-    """How much of the position an order on ``side`` can reduce (0 if flat or same side)."""
-    pos = account.positions.get((inst.category, inst.symbol))
-    return pos.size if pos is not None and pos.size and pos.side != side else ZERO
+def _holds_position(account: Account, inst: InstrumentConfig) -> bool:
+    """Whether any of the account's positions in this instrument (either mode's) is open."""
+    return any(p.size for key, p in account.positions.items() if key[:2] == (inst.category, inst.symbol))
+
+
+def _closable(account: Account, inst: InstrumentConfig, order: Order) -> Decimal:
+    """How much of its position an order can reduce (0 if flat or on the same side)."""
+    pos = account.positions.get((inst.category, inst.symbol, order.position_idx))
+    return pos.size if pos is not None and pos.size and pos.side != order.side else ZERO
 
 
 def _truncate(plan: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Decimal, Decimal]]:

@@ -17,6 +17,7 @@ class PositionView:
     mark_price: Decimal
     unrealised_pnl: Decimal
     cum_realised_pnl: Decimal
+    position_idx: int = 0  # 0 one-way; 1 long and 2 short in hedge mode
 
 
 @dataclass(frozen=True, slots=True)
