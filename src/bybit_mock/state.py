@@ -68,9 +68,23 @@ class MockExchangeState:
         *,
         leverage: Decimal | int | str | None = None,
         category: Category = "linear",
+        position_idx: int = 0,
     ) -> None:
-        """Put a position in place (size 0 closes it)."""
-        self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category)
+        """Put a position in place (size 0 closes it). ``position_idx`` 1 (long) or 2
+        (short) for a symbol in hedge mode."""
+        self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category, position_idx)
+
+    def deposit(self, api_key: str, coin: str, amount: Decimal | int | str, chain: str | None = None) -> str:
+        """An on-chain deposit: it lands in the funding wallet (``FUND``) and is listed by
+        ``/v5/asset/deposit/query-record``; returns its transaction id. Move it to trading
+        with ``/v5/asset/transfer/inter-transfer``, as on Bybit."""
+        tx_id: str = self._proxy.deposit(api_key, coin, amount, chain)
+        return tx_id
+
+    def funding_balances(self, api_key: str) -> dict[str, Decimal]:
+        """The funding wallet (``FUND``) per coin; :meth:`balances` is the unified wallet."""
+        result: dict[str, Decimal] = self._proxy.funding_balances(api_key)
+        return result
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: Category = "linear") -> None:
         """Jump the market to ``price``: book, streams, matching and mark price move together.

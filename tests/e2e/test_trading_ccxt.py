@@ -67,3 +67,34 @@ async def test_ccxt_pro_watch_orders(market: MockExchange) -> None:
         await client.close()
     assert [o["id"] for o in orders] == [placed["id"]]
     assert orders[0]["status"] == "open" and orders[0]["price"] == 60000 and orders[0]["symbol"] == "BTC/USDT:USDT"
+
+
+def test_funds_ledger_and_account_settings_with_ccxt(market: MockExchange) -> None:
+    client = ccxt_bybit(market)
+    client.load_markets()
+    tx_id = market.state.deposit(market.api_key, "USDT", 250)
+    (deposit,) = client.fetch_deposits("USDT")
+    assert (deposit["txid"], deposit["amount"], deposit["status"]) == (tx_id, 250, "ok")
+    moved = client.transfer("USDT", 250, "funding", "unified")
+    assert moved["id"]
+    client.transfer("USDT", 50, "unified", "funding")
+    transfers = client.fetch_transfers("USDT")
+    assert sorted((t["amount"], t["fromAccount"], t["toAccount"]) for t in transfers) == [
+        (50, "unified", "fund"),  # ccxt's own account names
+        (250, "fund", "unified"),
+    ]
+    assert market.state.funding_balances(market.api_key) == {"USDT": Decimal(50)}
+    assert market.state.balance(market.api_key, "USDT") == 100000 + 200
+
+    client.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+    entries = client.fetch_ledger("USDT")
+    trade = next(e for e in entries if e["type"] == "trade")
+    assert trade["amount"] == pytest.approx(0.3575) and trade["after"] == pytest.approx(100200 - 0.3575)
+    assert {e["type"] for e in entries} == {"trade", "transaction"}  # ccxt: TRANSFER_IN/OUT
+
+    fee = client.fetch_trading_fee("BTC/USDT:USDT")
+    assert (fee["maker"], fee["taker"]) == (0.0002, 0.00055)
+    tiers = client.fetch_leverage_tiers(["BTC/USDT:USDT"])["BTC/USDT:USDT"]
+    assert tiers[0]["maxLeverage"] == 100
+    client.set_margin_mode("isolated", "BTC/USDT:USDT")
+    assert client.privateGetV5AccountInfo()["result"]["marginMode"] == "ISOLATED_MARGIN"

@@ -16,6 +16,8 @@ from ..engine.views import CoinView
 from .numbers import fmt, fmt_scale
 
 ZERO = Decimal(0)
+#: the one risk tier bybit-mock models (positions and /v5/market/risk-limit agree)
+RISK_LIMIT_VALUE = "2000000"
 
 
 def wallet_coin(c: CoinView) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, 
     return {
         "positionIdx": pos.position_idx,
         "riskId": 1,
-        "riskLimitValue": "2000000",
+        "riskLimitValue": RISK_LIMIT_VALUE,
         "symbol": p.symbol,
         "side": p.side,
         "size": fmt(p.size),
@@ -120,6 +122,21 @@ def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, 
         "sessionAvgPrice": "",
         "createdTime": str(pos.created_ms),
         "updatedTime": str(pos.updated_ms),
+    }
+
+
+def risk_tier(inst: InstrumentConfig) -> dict[str, Any]:
+    """The one ``/v5/market/risk-limit`` tier bybit-mock models; positions show ``riskId`` 1
+    and its ``riskLimitValue``."""
+    return {
+        "id": 1,
+        "symbol": inst.symbol,
+        "riskLimitValue": RISK_LIMIT_VALUE,
+        "maintenanceMargin": fmt(inst.maintenance_margin_rate),
+        "initialMargin": fmt(1 / inst.max_leverage),
+        "isLowestRisk": 1,
+        "maxLeverage": fmt_scale(inst.max_leverage, 2),
+        "mmDeduction": "0",
     }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..config import AccountConfig, InstrumentConfig
+from .records import Deposit, LogEntry, Transfer
 from .views import CoinView, PositionView
 
 ZERO = Decimal(0)
@@ -114,6 +115,19 @@ class Account:
     positions: dict[PosKey, Position] = field(default_factory=dict)
     #: (category, symbol) in hedge mode (``switch-mode`` 3); the others are one-way
     hedged: set[tuple[str, str]] = field(default_factory=set)
+    #: REGULAR_MARGIN (cross) or ISOLATED_MARGIN: isolated positions lend no unrealised
+    #: profit to the available balance (their losses stay in their own margin)
+    margin_mode: str = "REGULAR_MARGIN"
+    margin_mode_ms: int = 0
+    #: the funding wallet (``FUND``): deposits land here; transfers move coins to trading
+    funding: dict[str, Decimal] = field(default_factory=dict)
+    log: list[LogEntry] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    deposits: list[Deposit] = field(default_factory=list)
+
+    @property
+    def isolated(self) -> bool:
+        return self.margin_mode == "ISOLATED_MARGIN"
 
     @classmethod
     def from_config(cls, cfg: AccountConfig, now_ms: int) -> Account:
@@ -181,7 +195,11 @@ class Valuation:
         self.total_margin = self.total_wallet + self.total_upl
         self.total_im = sum(((c.position_im + c.order_im) * c.usd_price for c in self.coins), ZERO)
         self.total_mm = sum((c.position_mm * c.usd_price for c in self.coins), ZERO)
-        self.total_available = max(ZERO, self.total_margin - self.total_im)
+        # isolated margin: a position's unrealised PnL stays with it (see Account.margin_mode)
+        usable = self.total_wallet if account.isolated else self.total_margin
+        #: may be negative (a loss ate the margin); Bybit shows the clipped total_available
+        self.unclipped_available = usable - self.total_im
+        self.total_available = max(ZERO, self.unclipped_available)
 
     def rate(self, margin: Decimal) -> Decimal:
         return (margin / self.total_margin).quantize(Decimal("0.0001")) if self.total_margin > 0 else ZERO
@@ -216,5 +234,6 @@ def free_by_coin(
     for ident, pos in account.positions.items():
         if pos.size:
             coin = instruments[ident[:2]].settle_coin
-            per_coin[coin] = per_coin.get(coin, ZERO) + pos.unrealised_pnl(mark_of(ident[:2])) - pos.initial_margin()
+            upl = ZERO if account.isolated else pos.unrealised_pnl(mark_of(ident[:2]))
+            per_coin[coin] = per_coin.get(coin, ZERO) + upl - pos.initial_margin()
     return per_coin

@@ -34,6 +34,7 @@ from ..market import queries
 from ..market.markets import Markets
 from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, available_balance, free_by_coin
 from .events import EventLog
+from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE, flat_position
 from .trading import Trading
 from .views import CoinView, PositionView
@@ -53,7 +54,7 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Exchange(Trading):
+class Exchange(Trading, Funds):
     """Accounts, instruments and prices; see the module docstring for the calling rules."""
 
     def __init__(self, config: MockExchangeConfig, clock: Clock = wall_clock_ms) -> None:
@@ -84,6 +85,13 @@ class Exchange(Trading):
             "order_realtime": _encoded(self.order_realtime),
             "order_history": _encoded(self.order_history),
             "execution_list": _encoded(self.execution_list),
+            "account_info": _encoded(self.account_info),
+            "set_margin_mode": _encoded(self.set_margin_mode),
+            "transfer": _encoded(self.transfer),
+            "transfer_list": _encoded(self.transfer_list),
+            "funding_balance": _encoded(self.funding_balance),
+            "deposit_records": _encoded(self.deposit_records),
+            "transaction_log": _encoded(self.transaction_log),
         }
         self.accounts: dict[str, Account] = {}
         #: bumped by every change to account state; with the market's prices it keys the

@@ -38,6 +38,7 @@ from ..market.markets import Markets
 from . import stops
 from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, notional
 from .events import EventLog
+from .funds import log_fill
 from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, flat_position, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
@@ -516,7 +517,7 @@ class Trading:
         before = [(pos, pos.leverage) for pos in positions]
         self._relever(account, inst, [(pos, buy) for pos in positions])
         valuation = self._valuation(account)
-        if valuation.total_margin < valuation.total_im:  # (total_available is clipped at 0)
+        if valuation.unclipped_available < 0:
             self._relever(account, inst, before)
             raise BybitError(110044, "Available margin is insufficient")
         for pos in positions:
@@ -632,15 +633,18 @@ class Trading:
         items = [order_item(o, self.instruments[(o.category, o.symbol)]) for o in chunk]
         return {"nextPageCursor": cursor, "category": category, "list": items}
 
-    def _window(self, query: dict[str, Any]) -> tuple[int, int]:
-        """``startTime``/``endTime`` with Bybit's 7-day rule (default: the last 7 days)."""
+    def _window(self, query: dict[str, Any], days: int = 7) -> tuple[int, int]:
+        """``startTime``/``endTime`` with Bybit's span rule (default: the last ``days`` days)."""
         start, end = params.integer(query, "startTime"), params.integer(query, "endTime")
-        if start is not None and end is not None and end - start > 7 * DAY_MS:
-            raise errors.params_error("params error: The time range between startTime and endTime cannot exceed 7 days")
+        span = days * DAY_MS
+        if start is not None and end is not None and end - start > span:
+            raise errors.params_error(
+                f"params error: The time range between startTime and endTime cannot exceed {days} days"
+            )
         if end is None:
-            end = start + 7 * DAY_MS if start is not None else self._clock()
+            end = start + span if start is not None else self._clock()
         if start is None:
-            start = end - 7 * DAY_MS
+            start = end - span
         return start, end
 
     # -- resting orders ---------------------------------------------------------------------
@@ -846,6 +850,7 @@ class Trading:
             leaves_qty=order.leaves_qty,
         )
         self.executions.setdefault(account.api_key, []).append(execution)
+        log_fill(account, inst, execution, result)
         if inst.category != "spot":
             pos = account.positions[key]
             if side_before and (not pos.size or pos.side != side_before):
@@ -1141,10 +1146,18 @@ class Trading:
                 item["category"] = inst.category
                 items.append(item)
             messages.append(("position", items))
+        messages.append(self._wallet_message(account))
+        self.events.append("private", (account.api_key, messages))
+
+    def _emit_wallet(self, account: Account) -> None:
+        """A wallet-only push: money moved without an order (a transfer, a margin-mode change)."""
+        if account.api_key in self.watched:
+            self.events.append("private", (account.api_key, [self._wallet_message(account)]))
+
+    def _wallet_message(self, account: Account) -> tuple[str, list[dict[str, Any]]]:
         valuation = self._valuation(account)
         coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
-        messages.append(("wallet", [shapes.wallet_account(valuation, coins)]))
-        self.events.append("private", (account.api_key, messages))
+        return ("wallet", [shapes.wallet_account(valuation, coins)])
 
 
 def _order_view(o: Order) -> OrderView:

@@ -96,9 +96,13 @@ def kline(models: Mapping[str, Model], category: str, query: Query, now_ms: int)
 
 
 def tickers(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
-    if category == "option":
-        raise params_error("params error: option tickers are not simulated")
     symbol = params.text(query, "symbol")
+    if category == "option":  # what an exchange with no options listed answers
+        if models:
+            raise params_error("params error: option tickers (greeks, IV) are not simulated by bybit-mock")
+        if symbol is not None:
+            raise params_error("params error: symbol invalid")
+        return {"category": category, "list": []}
     selected = [_symbol_model(models, query)] if symbol is not None else [models[s] for s in sorted(models)]
     keys = REST_SPOT_KEYS if category == "spot" else REST_FUTURES_KEYS
     return {"category": category, "list": [ticker_shape(ticker_fields(m, now_ms), keys) for m in selected]}

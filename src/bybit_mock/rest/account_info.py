@@ -1,11 +1,13 @@
-"""Account and asset endpoints ccxt calls with its default options.
+"""Account and asset endpoints whose answer is configuration, answered by the worker.
 
 * ``/v5/asset/coin/query-info``: ``load_markets`` fetches currencies when keys are set;
-* ``/v5/user/query-api`` and ``/v5/account/info``: ccxt's ``is_unified_enabled()`` reads
-  ``uta``/``unified`` and ``unifiedMarginStatus`` before trading or fetching balances.
+* ``/v5/user/query-api``: ccxt's ``is_unified_enabled()`` reads ``uta``/``unified`` before
+  trading or fetching balances (``/v5/account/info``, which holds the margin mode, is the
+  engine's);
+* ``/v5/account/fee-rate``: the configured maker and taker fees, which fills charge.
 
-The mock's accounts are unified trading accounts (UTA 2.0), so these are configuration, not
-state, and are answered by the worker. Shapes follow the docs and ccxt's recorded fixtures.
+The mock's accounts are unified trading accounts (UTA 2.0). Shapes follow the docs and
+ccxt's recorded fixtures.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from ..bybit import params
+from ..bybit import errors, params
+from ..bybit.numbers import fmt
 from ..config import MockExchangeConfig
 from .app import Call, HandlerResult
 
@@ -111,16 +114,21 @@ def query_api(call: Call) -> HandlerResult:
     )
 
 
-def account_info(call: Call) -> HandlerResult:
-    return orjson.dumps(
-        {
-            "marginMode": "REGULAR_MARGIN",
-            "updatedTime": "1700000000000",
-            "unifiedMarginStatus": 6,  # UTA 2.0 (ccxt: >= 5)
-            "dcpStatus": "OFF",
-            "timeWindow": 10,
-            "smpGroup": 0,
-            "isMasterTrader": False,
-            "spotHedgingStatus": "OFF",
-        }
-    )
+class FeeRate:
+    """``/v5/account/fee-rate``: every account pays the instrument's configured fees."""
+
+    def __init__(self, config: MockExchangeConfig) -> None:
+        self.instruments = config.instruments
+
+    def __call__(self, call: Call) -> HandlerResult:
+        category = params.category(call.params, ("linear", "inverse", "spot", "option"))
+        symbol, base = params.text(call.params, "symbol"), params.text(call.params, "baseCoin")
+        rows = [
+            {"symbol": i.symbol, "takerFeeRate": fmt(i.taker_fee), "makerFeeRate": fmt(i.maker_fee)}
+            | ({"baseCoin": i.base_coin} if category == "option" else {})
+            for i in self.instruments
+            if i.category == category and symbol in (None, i.symbol) and base in (None, i.base_coin)
+        ]
+        if symbol is not None and not rows:
+            raise errors.params_error(f"params error: symbol invalid: {symbol}")
+        return orjson.dumps({"list": rows})

@@ -13,7 +13,7 @@ import orjson
 from ..bybit import params, shapes
 from ..config import MockExchangeConfig
 from ..market import queries
-from .account_info import CoinInfo, account_info, query_api
+from .account_info import CoinInfo, FeeRate, query_api
 from .app import Call, HandlerResult, Route, StateCall
 
 
@@ -45,6 +45,24 @@ class Instruments:
         if category == "spot":  # spot is not paginated
             return orjson.dumps({"category": category, "list": items})
         chunk, cursor = params.page(items, q, default=500, maximum=1000)
+        return orjson.dumps({"category": category, "list": chunk, "nextPageCursor": cursor})
+
+
+class RiskLimit:
+    """``/v5/market/risk-limit``: one tier per contract, the margin model the engine uses
+    (initial margin 1 / max leverage, the configured maintenance rate, riskId 1)."""
+
+    def __init__(self, config: MockExchangeConfig) -> None:
+        self.items: dict[str, list[dict[str, Any]]] = {"linear": [], "inverse": []}
+        for inst in config.instruments:
+            if inst.category in self.items:
+                self.items[inst.category].append(shapes.risk_tier(inst))
+
+    def __call__(self, call: Call) -> HandlerResult:
+        category = params.category(call.params, ("linear", "inverse"))
+        symbol = params.text(call.params, "symbol")
+        items = [i for i in self.items[category] if symbol in (None, i["symbol"])]
+        chunk, cursor = params.page(items, call.params, default=15, maximum=15)
         return orjson.dumps({"category": category, "list": chunk, "nextPageCursor": cursor})
 
 
@@ -83,6 +101,13 @@ TRADING = {
     "/v5/order/create-batch": ("POST", "order_create_batch"),
     "/v5/order/amend-batch": ("POST", "order_amend_batch"),
     "/v5/order/cancel-batch": ("POST", "order_cancel_batch"),
+    "/v5/account/info": ("GET", "account_info"),
+    "/v5/account/set-margin-mode": ("POST", "set_margin_mode"),
+    "/v5/account/transaction-log": ("GET", "transaction_log"),
+    "/v5/asset/transfer/inter-transfer": ("POST", "transfer"),
+    "/v5/asset/transfer/query-inter-transfer-list": ("GET", "transfer_list"),
+    "/v5/asset/transfer/query-account-coins-balance": ("GET", "funding_balance"),
+    "/v5/asset/deposit/query-record": ("GET", "deposit_records"),
 }
 
 
@@ -93,7 +118,8 @@ def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
         **{path: Route("GET", MarketQuery(path), signed=False) for path in queries.ENDPOINTS},
         "/v5/account/wallet-balance": Route("GET", Engine("wallet_balance"), signed=True),
         "/v5/position/list": Route("GET", Engine("position_list"), signed=True),
-        "/v5/account/info": Route("GET", account_info, signed=True),
+        "/v5/market/risk-limit": Route("GET", RiskLimit(config), signed=False),
+        "/v5/account/fee-rate": Route("GET", FeeRate(config), signed=True),
         "/v5/user/query-api": Route("GET", query_api, signed=True),
         "/v5/asset/coin/query-info": Route("GET", CoinInfo(config), signed=True),
         **{path: Route(method, Engine(op), signed=True) for path, (method, op) in TRADING.items()},

@@ -43,6 +43,8 @@ EXPOSED = (
     "executions_between",
     "fill_order",
     "event_cursor",
+    "deposit",
+    "funding_balances",
 )
 
 #: How often the state service brings the market models to now (so matching never has a long

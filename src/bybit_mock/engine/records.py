@@ -1,0 +1,122 @@
+"""What an account's money did, kept for the query endpoints: the unified wallet's
+transaction log, transfers between the unified and funding wallets, and deposits.
+
+Records are immutable once written; the engine appends them as money moves (a fill, a
+transfer, a deposit through the state API) and the endpoints filter and page them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..bybit.numbers import fmt
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One ``/v5/account/transaction-log`` row: one coin's balance change."""
+
+    id: str
+    time_ms: int
+    type: str  # TRADE, TRANSFER_IN, TRANSFER_OUT
+    currency: str
+    cash_flow: Decimal  # gross: realised PnL of a contract fill, coins in or out of a spot fill
+    fee: Decimal
+    cash_balance: Decimal  # the coin's wallet balance after this change
+    category: str = ""
+    symbol: str = ""
+    side: str = "None"
+    qty: Decimal = Decimal(0)
+    size: Decimal = Decimal(0)  # contracts: the position after the fill, signed (short < 0)
+    trade_price: Decimal = Decimal(0)
+    fee_rate: Decimal = Decimal(0)
+    trade_id: str = ""
+    order_id: str = ""
+    order_link_id: str = ""
+
+    @property
+    def change(self) -> Decimal:
+        return self.cash_flow - self.fee
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "symbol": self.symbol,
+            "category": self.category,
+            "side": self.side,
+            "transactionTime": str(self.time_ms),
+            "type": self.type,
+            "transSubType": "",
+            "qty": fmt(self.qty),
+            "size": fmt(self.size),
+            "currency": self.currency,
+            "tradePrice": fmt(self.trade_price),
+            "funding": "0",
+            "fee": fmt(self.fee),
+            "cashFlow": fmt(self.cash_flow),
+            "change": fmt(self.change),
+            "cashBalance": fmt(self.cash_balance),
+            "feeRate": fmt(self.fee_rate),
+            "bonusChange": "0",
+            "tradeId": self.trade_id,
+            "orderId": self.order_id,
+            "orderLinkId": self.order_link_id,
+            "extraFees": "",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """An internal transfer (``/v5/asset/transfer/inter-transfer``)."""
+
+    transfer_id: str
+    coin: str
+    amount: Decimal
+    from_type: str
+    to_type: str
+    time_ms: int
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "transferId": self.transfer_id,
+            "coin": self.coin,
+            "amount": fmt(self.amount),
+            "fromAccountType": self.from_type,
+            "toAccountType": self.to_type,
+            "timestamp": str(self.time_ms),
+            "status": "SUCCESS",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """An on-chain deposit credited to the funding wallet (made by a test through the state API)."""
+
+    id: str
+    coin: str
+    amount: Decimal
+    time_ms: int
+    chain: str
+    tx_id: str
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "coin": self.coin,
+            "chain": self.chain,
+            "amount": fmt(self.amount),
+            "txID": self.tx_id,
+            "status": 3,  # success
+            "toAddress": "",
+            "tag": "",
+            "depositFee": "",
+            "successAt": str(self.time_ms),
+            "confirmations": "10000",
+            "txIndex": "0",
+            "blockHash": "",
+            "batchReleaseLimit": "-1",
+            "depositType": "0",
+            "fromAddress": "",
+        }
