@@ -100,6 +100,8 @@ def check_stop_price(kind: str, price: Decimal, position_side: str, base: Decima
 
 def tpsl_of(query: params.Params, side: str, base: Decimal) -> TpSl | None:
     """TP/SL attached to a linear order (``takeProfit``/``stopLoss`` and their options)."""
+    if "takeProfit" not in query and "stopLoss" not in query:  # most orders: no parsing
+        return None
     tp = price_param(query, "takeProfit") or ZERO
     sl = price_param(query, "stopLoss") or ZERO
     if not tp and not sl:

@@ -308,6 +308,8 @@ class Trading:
 
     def _conditional(self, query: dict[str, Any], inst: InstrumentConfig, order: Order, last: Decimal) -> None:
         """``triggerPrice`` (and spot's ``orderFilter``) make the order conditional."""
+        if "triggerPrice" not in query and "orderFilter" not in query:  # most orders: no parsing
+            return
         order_filter = _order_filter(query, "Order")
         trigger = stops.price_param(query, "triggerPrice") or ZERO
         if inst.category == "spot" and order_filter != "Order" and not trigger:
