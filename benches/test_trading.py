@@ -26,7 +26,7 @@ from bybit_mock.bybit.auth import rest_headers, ws_auth_signature
 from http_loadgen import OrderCycle, Result, run
 
 #: interleaved ceiling/mock rounds; their median ratio is the figure (7: a round on this kind of
-#: shared VM swings ±15 %, and more rounds steady the median, not the mean)
+#: shared VM swings ±15 %; more rounds make their median steadier)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "300"))
 
