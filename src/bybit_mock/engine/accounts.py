@@ -1,13 +1,17 @@
 """Accounts: coin balances and positions, and the margin arithmetic that derives from them.
 
-The model is Bybit's unified trading account (UTA) in cross-margin mode, simplified:
+The model is Bybit's unified trading account (UTA), simplified:
 
 * a linear position's value is ``size * entry_price``; its initial margin (IM) is
   ``value / leverage`` and its maintenance margin (MM) ``value * mmr``; its unrealised PnL is
-  ``(mark - entry) * size`` for a long and the opposite for a short;
+  ``(mark - entry) * size`` for a long and the opposite for a short; an inverse position's
+  value is ``size / entry_price`` in its coin and its PnL ``size * (1/entry - 1/mark)``;
 * a coin's equity is its wallet balance plus the unrealised PnL of positions settled in it;
 * the account's margin balance is the USD value of wallet balances plus unrealised PnL, and
-  its available balance is margin balance minus all initial margin (positions and orders).
+  its available balance is margin balance minus all initial margin (positions and orders);
+  in isolated margin mode unrealised PnL is left out of the available balance;
+* one-way mode holds a position per symbol (``positionIdx`` 0), hedge mode a long (1) and a
+  short (2).
 
 Collateral haircuts, borrowing and liquidation are not modelled.
 """
@@ -132,6 +136,7 @@ class Account:
     @classmethod
     def from_config(cls, cfg: AccountConfig, now_ms: int) -> Account:
         acct = cls(cfg.api_key, cfg.api_secret, {c: CoinBalance(v) for c, v in cfg.balances.items()})
+        acct.margin_mode_ms = now_ms
         for p in cfg.positions:
             acct.positions[(p.category, p.symbol, 0)] = Position(
                 p.category, p.symbol, p.side, p.size, p.entry_price, p.leverage, now_ms, now_ms
@@ -213,8 +218,9 @@ def available_balance(
 ) -> Decimal:
     """``Valuation(...).total_available`` without building the views or every mark.
 
-    The margin check of every linear create needs this one figure; the views cost four
-    times as much. Same sums, grouped per coin: USD x (wallet + uPnL - position IM - order IM).
+    The margin check of every contract create needs this one figure; the views cost four
+    times as much. Same sums, grouped per coin: USD x (wallet + uPnL - position IM - order IM),
+    uPnL left out in isolated margin mode.
     """
     per_coin = free_by_coin(account, instruments, mark_of)
     return max(ZERO, sum((usd_of(coin) * value for coin, value in per_coin.items() if value), ZERO))

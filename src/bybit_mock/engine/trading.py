@@ -211,7 +211,8 @@ class Trading:
         self.triggers: dict[tuple[str, str], dict[str, Order]] = {}
         self._trigger_seen: dict[tuple[str, str], tuple[int, int]] = {}
         self._arm_count = 0
-        #: a position's own TP/SL/trailing stop, by (api key, category, symbol) and stop type
+        #: a position's own TP/SL/trailing stop, by (api key, category, symbol, positionIdx)
+        #: and stop type
         self.position_stops: dict[tuple[str, str, str, int], dict[str, Order]] = {}
         #: orders changed as a side effect (stops armed or cleared); the next push carries them
         self._side_changes: list[Order] = []
@@ -403,7 +404,7 @@ class Trading:
         if tp is not None or sl is not None:
             if inst.category == "spot" or (tpsl is not None and tpsl.armed):
                 raise errors.params_error(
-                    "params error: TP/SL can be amended on a linear order before it fills; "
+                    "params error: TP/SL can be amended on a contract order before it fills; "
                     "a position's TP/SL is set with /v5/position/trading-stop"
                 )
             tpsl = stops.amend_tpsl(tpsl, tp, sl, order.side, price or order.price or last)
@@ -444,7 +445,7 @@ class Trading:
         now = self._clock()
         account = self._account(api_key)
         category = params.category(query, TRADED)
-        # spot cancels plain orders unless told otherwise; linear every kind
+        # spot cancels plain orders unless told otherwise; contracts every kind
         which = OrderFilter.of(query, "Order" if category == "spot" else None)
         which = which._replace(order_id=None, link_id=None).scoped()
         cancelled = [
@@ -871,7 +872,6 @@ class Trading:
         account = self._account(api_key)
         category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
-        _refuse_unmodelled(query, category)
         pos = account.positions.get((category, inst.symbol, _position_idx(query, account, inst)))
         if pos is None or not pos.size:
             raise errors.params_error("can not set tp/sl/ts for zero position")
