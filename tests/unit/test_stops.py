@@ -246,3 +246,13 @@ def test_a_stop_triggers_on_the_markets_own_move_with_no_order_ever_rested() -> 
     ex.markets.models[("linear", "BTCUSDT")].set_price(D(66000))  # the market moves by itself
     ex.advance_markets()
     assert ex.order(KEY, oid).status == "Filled"  # type: ignore[union-attr]
+
+
+def test_ten_conditional_orders_per_symbol_at_most() -> None:
+    ex = new_exchange()
+    stop = LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.001", "triggerDirection": 1}
+    ids = [ok(ex, "order_create", stop | {"triggerPrice": str(66000 + i)})["orderId"] for i in range(10)]
+    assert run(ex, "order_create", stop | {"triggerPrice": "67000"})[0] == 110009
+    ok(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "0.001", "price": "60000"})
+    ok(ex, "order_cancel", LINEAR | {"orderId": ids[0]})
+    ok(ex, "order_create", stop | {"triggerPrice": "67000"})  # a slot is free again

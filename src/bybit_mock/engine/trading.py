@@ -46,6 +46,10 @@ from .stops import Leg
 from .views import ExecutionView, OrderView
 
 MAX_OPEN_ORDERS = 500
+#: Untriggered conditional orders an account may have per symbol (a position's own TP/SL
+#: and an entry's attached ones do not count)
+MAX_CONDITIONAL_ORDERS = 10
+_USER_STOPS = ("Stop", "tpslOrder")
 DAY_MS = 86_400_000
 _TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 _ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder")
@@ -318,6 +322,10 @@ class Trading:
         if not trigger:
             return
         self._check_price(inst, trigger)
+        waiting = self.triggers.get((inst.category, inst.symbol), {}).values()
+        mine = sum(1 for o in waiting if o.api_key == order.api_key and o.stop_order_type in _USER_STOPS)
+        if mine >= MAX_CONDITIONAL_ORDERS:
+            raise BybitError(110009, "The number of stop orders exceeds maximum limit allowed")
         order.trigger_price = trigger
         order.trigger_direction = stops.direction(query, trigger, last, required=inst.category != "spot")
         order.trigger_by = stops.trigger_by(query, "triggerBy")
