@@ -44,11 +44,12 @@ LEGAL = {
     ("PartiallyFilled", "Cancelled"),
     ("PartiallyFilled", "PartiallyFilledCanceled"),
     ("Untriggered", "Untriggered"),
-    ("Untriggered", "New"),
-    ("Untriggered", "PartiallyFilled"),
-    ("Untriggered", "Filled"),
-    ("Untriggered", "Cancelled"),  # triggered, then refused (no position left to reduce, no margin)
+    ("Untriggered", "Triggered"),  # pushed on its own, as Bybit does, before what follows
     ("Untriggered", "Deactivated"),
+    ("Triggered", "New"),
+    ("Triggered", "PartiallyFilled"),
+    ("Triggered", "Filled"),
+    ("Triggered", "Cancelled"),  # refused once live (no position left to reduce, no margin)
 }
 
 

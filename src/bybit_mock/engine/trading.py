@@ -723,6 +723,10 @@ class Trading:
         order.create_type = stops.CREATE_TYPES.get(order.stop_order_type, order.create_type)
         if not order.qty:  # a position's TP/SL: all of it
             order.qty = _closable(account, inst, order)
+        if account.api_key in self.watched:  # Bybit pushes the instantaneous Triggered state
+            order.status = "Triggered"
+            self._emit(account, inst, [order], [])
+            order.status = "New"
         changes: list[Execution] = []
         try:
             changes = self._execute(account, inst, order, now_ms)
