@@ -262,6 +262,10 @@ class MockExchangeConfig:
     #: records a request's id only after sending it, so an instant answer is dropped or crashes
     #: its thread (KeyError on the subscribe ack); 20 ms is safe. Frames behind it wait too.
     ack_delay_ms: float = 20.0
+    #: Closed orders, executions and transaction-log rows kept per account; older ones are
+    #: forgotten (a soak test must not grow the state service without bound). Open orders
+    #: are always kept.
+    history_limit: int = 100_000
     #: Seconds the supervisor waits for every process to report ready.
     start_timeout: float = 30.0
     log_level: str = "WARNING"
@@ -296,6 +300,8 @@ class MockExchangeConfig:
                 raise ConfigError(f"{port_name} must be an integer from 0 to 65535, got {port!r}")
         if self.ack_delay_ms < 0:
             raise ConfigError("ack_delay_ms must be >= 0")
+        if self.history_limit < 100:
+            raise ConfigError("history_limit must be >= 100")
         if self.max_body_bytes < 1024 or self.max_ws_frame_bytes < 1024:
             raise ConfigError("max_body_bytes and max_ws_frame_bytes must be >= 1024")
         keys = [a.api_key for a in self.accounts]

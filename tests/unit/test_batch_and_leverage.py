@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.engine.exchange import Exchange
 from tests.unit.test_stops import LINEAR, ok, position
 from tests.unit.test_trading_properties import KEY, new_exchange, run
@@ -88,3 +89,19 @@ def test_open_order_limit_is_per_symbol_and_frees_on_cancel_and_fill() -> None:
     assert run(ex, "order_create", limit)[0] == 110020
     ex.fill_order(KEY, again)  # a filled order frees its slot too
     ok(ex, "order_create", limit)
+
+
+def test_history_is_bounded_for_soak_runs_and_open_orders_stay() -> None:
+    account = AccountConfig(KEY, "secret", {"USDT": D(10_000_000)})
+    ex = Exchange(MockExchangeConfig(accounts=[account], history_limit=100))
+    ex.freeze_market()
+    resting = ok(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "0.001", "price": "10000"})
+    market = LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.001"}
+    first = [ok(ex, "order_create", market | {"orderLinkId": f"m{i}"})["orderId"] for i in range(300)]
+    assert 100 <= len(ex.account_orders[KEY]) <= 110
+    assert len(ex.executions[KEY]) <= 110 and len(ex.accounts[KEY].log) <= 110
+    assert ex.order(KEY, resting["orderId"]) is not None  # open: kept however old
+    assert ex.order(KEY, first[0]) is None and ex.order(KEY, first[-1]) is not None
+    ok(ex, "order_create", market | {"orderLinkId": "m0"})  # a forgotten link id is free again
+    history = ok(ex, "order_history", LINEAR | {"limit": "50"})["list"]
+    assert history[0]["orderLinkId"] == "m0"

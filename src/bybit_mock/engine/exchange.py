@@ -59,6 +59,7 @@ class Exchange(Trading, Funds):
 
     def __init__(self, config: MockExchangeConfig, clock: Clock = wall_clock_ms) -> None:
         self._config = config
+        self._history_limit = config.history_limit
         self._clock = clock
         self._lock = threading.RLock()
         self.instruments: dict[tuple[str, str], InstrumentConfig] = {

@@ -57,6 +57,12 @@ def log_fill(account: Account, inst: InstrumentConfig, e: Execution, result: Fil
     account.log.append(row(inst.quote_coin, quote_flow, quote_fee, quote_flow - quote_fee))
 
 
+def trim_history(rows: list[Any], limit: int) -> None:
+    """Keep the newest ``limit`` rows of an append-only history, trimming in chunks of 10 %."""
+    if len(rows) > limit + limit // 10:
+        del rows[: len(rows) - limit]
+
+
 def _log_id() -> str:
     return str(next(_log_ids))
 
@@ -66,6 +72,7 @@ class Funds:
     accounts: dict[str, Account]
     _clock: Callable[[], int]
     _lock: threading.RLock
+    _history_limit: int
 
     if TYPE_CHECKING:
 
@@ -142,11 +149,13 @@ class Funds:
             account.funding[coin] = account.funding.get(coin, ZERO) + amount
         now = self._clock()
         account.transfers.append(Transfer(transfer_id, coin, amount, source, target, now))
+        trim_history(account.transfers, self._history_limit)
         sign = 1 if target == "UNIFIED" else -1
         kind = "TRANSFER_IN" if sign > 0 else "TRANSFER_OUT"
         account.log.append(
             LogEntry(_log_id(), now, kind, coin, sign * amount, ZERO, account.coin(coin).wallet, qty=sign * amount)
         )
+        trim_history(account.log, self._history_limit)
         self._touch()
         self._emit_wallet(account)
         return {"transferId": transfer_id, "status": "SUCCESS"}

@@ -38,7 +38,7 @@ from ..market.markets import Markets
 from . import stops
 from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, notional
 from .events import EventLog
-from .funds import log_fill
+from .funds import log_fill, trim_history
 from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, flat_position, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
@@ -188,6 +188,7 @@ class Trading:
     markets: Markets
     _clock: Callable[[], int]
     _lock: threading.RLock
+    _history_limit: int
     watched: frozenset[str]
 
     if TYPE_CHECKING:
@@ -864,8 +865,11 @@ class Trading:
             order_price=order_price,
             leaves_qty=order.leaves_qty,
         )
-        self.executions.setdefault(account.api_key, []).append(execution)
+        fills = self.executions.setdefault(account.api_key, [])
+        fills.append(execution)
+        trim_history(fills, self._history_limit)
         log_fill(account, inst, execution, result)
+        trim_history(account.log, self._history_limit)
         if inst.category != "spot":
             pos = account.positions[key]
             if side_before and (not pos.size or pos.side != side_before):
@@ -1085,9 +1089,27 @@ class Trading:
 
     def _register(self, order: Order) -> None:
         self.orders[order.order_id] = order
-        self.account_orders.setdefault(order.api_key, []).append(order)
+        mine = self.account_orders.setdefault(order.api_key, [])
+        mine.append(order)
         if order.link_id:
             self.link_ids[(order.api_key, order.link_id)] = order
+        if len(mine) > self._history_limit + self._history_limit // 10:  # pruned in chunks
+            self._forget_closed_orders(order.api_key)
+
+    def _forget_closed_orders(self, api_key: str) -> None:
+        """Drop the account's oldest closed orders down to ``history_limit`` (open ones stay)."""
+        orders = self.account_orders[api_key]
+        excess = len(orders) - self._history_limit
+        kept: list[Order] = []
+        for o in orders:
+            if excess > 0 and not o.is_open:
+                excess -= 1
+                del self.orders[o.order_id]
+                if o.link_id and self.link_ids.get((api_key, o.link_id)) is o:
+                    del self.link_ids[(api_key, o.link_id)]
+            else:
+                kept.append(o)
+        self.account_orders[api_key] = kept
 
     def _open_order(self, api_key: str, query: dict[str, Any]) -> tuple[int, Account, InstrumentConfig, Order]:
         """The open order an amend or cancel names (110001 if none), with its account and instrument."""
