@@ -90,6 +90,8 @@ def test_toml_round_trip(tmp_path: Path) -> None:
         ),
         ("[[instruments]]\nsymbol='X'\nbase_coin='X'\nquote_coin='USDT'\nprice=1", "tick_size"),
         ("this is = not toml [", "invalid TOML"),
+        ("[server]\nhistory_limit = 10", "history_limit must be >= 100"),
+        ("[server]\nhistory_limit = 'many'", "history_limit: expected int"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, fragment: str) -> None:
