@@ -75,6 +75,7 @@ def test_funds_ledger_and_account_settings_with_ccxt(market: MockExchange) -> No
     tx_id = market.state.deposit(market.api_key, "USDT", 250)
     (deposit,) = client.fetch_deposits("USDT")
     assert (deposit["txid"], deposit["amount"], deposit["status"]) == (tx_id, 250, "ok")
+    assert client.fetch_balance({"type": "funding"})["USDT"]["total"] == 250  # the FUND wallet
     moved = client.transfer("USDT", 250, "funding", "unified")
     assert moved["id"]
     client.transfer("USDT", 50, "unified", "funding")
