@@ -64,9 +64,13 @@ def test_hedge_mode_holds_a_long_and_a_short_at_once() -> None:
     assert (item["positionIdx"], item["reduceOnly"], item["cumExecQty"]) == (1, True, "0.02")
     assert run(ex, "order_create", market("Sell", "0.01", 1))[0] == 110017  # nothing left to close
 
-    pushed = [i for topic, items in pushes(ex, cursor) if topic == "position" for i in items]
-    assert {p["positionIdx"] for p in pushed} == {1, 2}
-    assert (pushed[-1]["positionIdx"], pushed[-1]["size"]) == (2, "0.01")
+    sent = [items for topic, items in pushes(ex, cursor) if topic == "position"]
+    # each push carries the side the order traded, as Bybit sends the position that changed
+    assert [[(p["positionIdx"], p["size"]) for p in items] for items in sent] == [
+        [(1, "0.02")],
+        [(2, "0.01")],
+        [(1, "0")],
+    ]
     orders = [i for topic, items in pushes(ex, cursor) if topic == "order" for i in items]
     assert {o["positionIdx"] for o in orders} == {1, 2}
 

@@ -1173,9 +1173,11 @@ class Trading:
             messages.append(("order", [order_item(o, inst, stream=True) for o in orders]))
         if fills:
             messages.append(("execution", [execution_item(e, inst, stream=True) for e in fills]))
-        if inst.category != "spot":  # the symbol's position (hedge mode: both), without creating it
+        if inst.category != "spot":  # the positions these orders trade (none named: every side)
+            held = account.position_indices(inst.category, inst.symbol)
+            named = sorted({o.position_idx for o in orders} & set(held))
             items = []
-            for idx in account.position_indices(inst.category, inst.symbol):
+            for idx in named or held:  # read, never created: a push has no side effects
                 pos = account.positions.get((inst.category, inst.symbol, idx))
                 item = self._position_json(pos or flat_position(inst.category, inst.symbol, idx, self._clock()), inst)
                 item["entryPrice"] = item.pop("avgPrice")
