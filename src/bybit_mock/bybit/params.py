@@ -7,10 +7,12 @@ helpers accept both and raise Bybit's 10001 with a message that names the parame
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
 from .errors import BybitError, params_error
+from .numbers import parse_decimal
 
 Params = Mapping[str, Any]
 
@@ -42,6 +44,19 @@ def category(params: Params, allowed: tuple[str, ...]) -> str:
         raise params_error("params error: category is required")
     if value not in allowed:
         raise params_error(f"params error: category only support {', '.join(allowed)}")
+    return value
+
+
+def decimal(params: Params, name: str, required: bool = False) -> Decimal | None:
+    """A number parameter (a numeric string or a JSON number) as Decimal, or None when absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise params_error(f"params error: {name} is required")
+        return None
+    value = parse_decimal(raw)
+    if value is None:
+        raise params_error(f"params error: {name} invalid")
     return value
 
 

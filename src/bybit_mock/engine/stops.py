@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
-from ..bybit.numbers import fmt, parse_decimal
+from ..bybit.numbers import fmt
 from .orders import ZERO, Order, TpSl
 
 TRIGGER_BY = ("LastPrice", "IndexPrice", "MarkPrice")
@@ -43,11 +43,8 @@ class Leg(NamedTuple):
 
 def price_param(query: params.Params, name: str) -> Decimal | None:
     """A price field: None when absent or empty; "0" is a real value (it clears TP/SL)."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    value = parse_decimal(raw)
-    if value is None or value < 0:
+    value = params.decimal(query, name)
+    if value is not None and value < 0:
         raise errors.params_error(f"params error: {name} invalid")
     return value
 

@@ -32,7 +32,7 @@ import orjson
 
 from ..bybit import errors, params, shapes
 from ..bybit.errors import BybitError
-from ..bybit.numbers import fmt, parse_decimal
+from ..bybit.numbers import fmt
 from ..config import InstrumentConfig, to_decimal
 from ..market.markets import Markets
 from . import stops
@@ -74,18 +74,6 @@ def _not_found(category: str) -> BybitError:
     if category == "spot":
         return BybitError(170213, "Order does not exist.")
     return BybitError(errors.ORDER_NOT_EXISTS, "order not exists or too late to cancel")
-
-
-def _decimal(query: params.Params, name: str, required: bool = False) -> Decimal | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise errors.params_error(f"params error: {name} is required")
-        return None
-    value = parse_decimal(raw)
-    if value is None:
-        raise errors.params_error(f"params error: {name} invalid")
-    return value
 
 
 def _refuse_unmodelled(query: params.Params, category: str) -> None:
@@ -264,7 +252,7 @@ class Trading:
             raise errors.params_error("params error: orderLinkId invalid")
         if link_id and (api_key, link_id) in self.link_ids:
             raise BybitError(errors.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
-        qty = _decimal(query, "qty", required=True)
+        qty = params.decimal(query, "qty", required=True)
         assert qty is not None
         market_unit = ""
         if category == "spot" and order_type == "Market":
@@ -275,7 +263,7 @@ class Trading:
         last = self.markets.models[(category, inst.symbol)].mark_price()
         price = ZERO
         if order_type == "Limit":
-            price = _decimal(query, "price", required=True) or ZERO
+            price = params.decimal(query, "price", required=True) or ZERO
             self._check_price(inst, price)
             if category != "inverse" and market_unit == "" and qty * price < inst.min_notional:
                 raise BybitError(110094, f"Order does not meet minimum order value {inst.min_notional}USDT")
@@ -387,8 +375,8 @@ class Trading:
 
     def order_amend(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
         now, account, inst, order = self._open_order(api_key, query)
-        qty = _decimal(query, "qty")
-        price = _decimal(query, "price")
+        qty = params.decimal(query, "qty")
+        price = params.decimal(query, "price")
         trigger = stops.price_param(query, "triggerPrice")
         tp, sl = stops.price_param(query, "takeProfit"), stops.price_param(query, "stopLoss")
         if qty is None and price is None and not trigger and tp is None and sl is None:
@@ -515,8 +503,8 @@ class Trading:
         account = self._account(api_key)
         category = params.category(query, CONTRACTS)
         inst = self._traded(category, params.required(query, "symbol"))
-        buy = _decimal(query, "buyLeverage", required=True)
-        sell = _decimal(query, "sellLeverage", required=True)
+        buy = params.decimal(query, "buyLeverage", required=True)
+        sell = params.decimal(query, "sellLeverage", required=True)
         assert buy is not None and sell is not None
         if buy != sell:
             raise errors.params_error("params error: buyLeverage must equal sellLeverage in cross margin mode")
@@ -911,11 +899,11 @@ class Trading:
             if mode == "Full":
                 self._set_stop(account, inst, pos, Leg(kind, value, by), now)
                 continue
-            size = _decimal(query, f"{prefix}Size", required=bool(value)) or ZERO
+            size = params.decimal(query, f"{prefix}Size", required=bool(value)) or ZERO
             order_type = params.text(query, f"{prefix}OrderType") or "Market"
             if order_type not in ("Market", "Limit"):
                 raise errors.params_error(f"params error: {prefix}OrderType invalid")
-            limit = _decimal(query, f"{prefix}LimitPrice", required=order_type == "Limit") or ZERO
+            limit = params.decimal(query, f"{prefix}LimitPrice", required=order_type == "Limit") or ZERO
             if value:
                 self._check_qty(inst, size, order_type, False)
                 self._place_stop(account, inst, pos, Leg("Partial" + kind, value, by, size, order_type, limit), now)
