@@ -59,6 +59,11 @@ class CoinBalance:
     locked: Decimal = ZERO
     order_im: Decimal = ZERO
 
+    @property
+    def unheld(self) -> Decimal:
+        """The wallet balance no open order holds (spot locks and contract order margin)."""
+        return self.wallet - self.locked - self.order_im
+
 
 @dataclass
 class Position:

@@ -141,9 +141,7 @@ class Funds:
         else:
             bal = account.coin(coin)
             # what the margin needs stays: the coin's free part and the account's available
-            if amount > bal.wallet - bal.locked - bal.order_im or amount * self._usd_price(coin) > self._available(
-                account
-            ):
+            if amount > bal.unheld or amount * self._usd_price(coin) > self._available(account):
                 raise BybitError(131212, "Insufficient balance")
             bal.wallet -= amount
             account.funding[coin] = account.funding.get(coin, ZERO) + amount
@@ -193,7 +191,7 @@ class Funds:
         for name, amount in sorted(balances.items()):
             if wanted is not None and name not in wanted:
                 continue
-            free = amount if wallet == "FUND" else amount - account.coins[name].locked - account.coins[name].order_im
+            free = amount if wallet == "FUND" else account.coins[name].unheld
             rows.append({"coin": name, "walletBalance": fmt(amount), "transferBalance": fmt(max(free, ZERO)),
                          "bonus": "0", "transferSafeAmount": "", "ltvTransferSafeAmount": ""})  # fmt: skip
         return {"accountType": wallet, "bizType": 1, "accountId": "", "memberId": "", "balance": rows}
