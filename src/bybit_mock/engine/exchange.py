@@ -427,11 +427,12 @@ class Exchange(Trading, Funds):
         return free_by_coin(account, self.instruments, self._mark)
 
     def _flat(self, category: str, symbol: str, idx: int = 0) -> Position:
+        """A flat position to show where none is held (not stored: reads have no side effects)."""
         return flat_position(category, symbol, idx, self._clock())
 
     def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
-        model = self.markets.get(inst.category, inst.symbol)
-        return shapes.position(pos, inst, model.mark_price() if model is not None else inst.price)
+        mark = self.markets.mark_price((inst.category, inst.symbol))
+        return shapes.position(pos, inst, mark if mark is not None else inst.price)
 
 
 def _encoded(fn: Callable[..., Any]) -> Callable[..., bytes]:

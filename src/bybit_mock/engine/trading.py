@@ -39,7 +39,7 @@ from . import stops
 from .accounts import HEDGE_SIDES, ZERO, Account, Position, Valuation, notional
 from .events import EventLog
 from .funds import log_fill, trim_history
-from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, flat_position, position_of
+from .ledger import DEFAULT_LEVERAGE, apply_fill, fee_of, position_of
 from .matching import filled_qty, walk
 from .orders import Execution, Order, execution_item, order_item
 from .stops import Leg
@@ -186,6 +186,7 @@ class Trading:
         def _valuation(self, account: Account) -> Valuation: ...
         def _available(self, account: Account) -> Decimal: ...
         def _free_by_coin(self, account: Account) -> dict[str, Decimal]: ...
+        def _flat(self, category: str, symbol: str, idx: int = 0) -> Position: ...
         def _position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]: ...
 
     def _reset_trading(self) -> None:
@@ -1167,7 +1168,7 @@ class Trading:
             items = []
             for idx in named or held:  # read, never created: a push has no side effects
                 pos = account.positions.get((inst.category, inst.symbol, idx))
-                item = self._position_json(pos or flat_position(inst.category, inst.symbol, idx, self._clock()), inst)
+                item = self._position_json(pos or self._flat(inst.category, inst.symbol, idx), inst)
                 item["entryPrice"] = item.pop("avgPrice")
                 item["category"] = inst.category
                 items.append(item)
