@@ -17,6 +17,7 @@ the engine lock. Nothing here reads the wall clock: ``clock`` is injected.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 import time
@@ -62,10 +63,14 @@ class Exchange(Trading, Funds):
         self._history_limit = config.history_limit
         self._clock = clock
         self._lock = threading.RLock()
+        #: differs between two engines: how a worker that reconnects tells a restarted state
+        #: service (a new engine, back at the configured start) from a brief network hiccup
+        self.instance_id = os.urandom(8).hex()
         self.instruments: dict[tuple[str, str], InstrumentConfig] = {
             (i.category, i.symbol): i for i in config.instruments
         }
         self._ops: dict[str, Callable[..., Any]] = {
+            "instance": self.instance,
             "secrets": self.secrets,
             "secret": self.secret,
             "wallet_balance": self.wallet_balance,
@@ -127,6 +132,10 @@ class Exchange(Trading, Funds):
 
     def ping(self) -> bool:
         return True
+
+    def instance(self) -> str:
+        """This engine's :attr:`instance_id` (a restarted state service has a new one)."""
+        return self.instance_id
 
     # -- market -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from ..engine.exchange import Exchange
 EXPOSED = (
     "apply_batch",
     "ping",
+    "instance",
     "reset",
     "secrets",
     "secret",
