@@ -6,23 +6,43 @@ lists and dataclasses), never sockets, locks or callables.
 
 Amounts are :class:`~decimal.Decimal` so that balances, sizes and prices stay exact from the
 config file to the wire (Bybit sends every number as a decimal string).
+
+The ``with_*`` builders and :meth:`MockExchangeConfig.copy` return new, independent values and
+never change the one they are called on. Instruments and categories are defined in
+:mod:`bybit_mock.instruments` (below both this module and the market package) and re-exported
+here.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from .instruments import BOOK_DEPTHS, CATEGORIES, Category, InstrumentConfig, default_instruments
 from .market.config import MarketConfig, SymbolMarketConfig
 
-Category = Literal["linear", "inverse", "spot", "option"]
-Side = Literal["Buy", "Sell"]
+__all__ = [  # the instrument names are part of this module's API (``from bybit_mock.config import ...``)
+    "CATEGORIES",
+    "DEMO_API_KEY",
+    "DEMO_API_SECRET",
+    "AccountConfig",
+    "Category",
+    "ConfigError",
+    "InstrumentConfig",
+    "MockExchangeConfig",
+    "PositionConfig",
+    "Side",
+    "default_instruments",
+    "demo_account",
+    "to_decimal",
+]
 
-CATEGORIES: tuple[str, ...] = ("linear", "inverse", "spot", "option")
+Side = Literal["Buy", "Sell"]
 
 #: Credentials of the built-in demo account (``bybit-mock serve`` with no config). They are
 #: public on purpose: the mock only ever listens where you tell it to.
@@ -94,9 +114,13 @@ class AccountConfig:
                 raise ConfigError(f"account {self.api_key}: balance {coin} must be >= 0")
 
     def with_balance(self, coin: str, amount: Decimal | int | str) -> AccountConfig:
-        """Set a starting balance (chainable, like the seed crate's builder)."""
-        self.balances[coin.upper()] = to_decimal(amount, f"account {self.api_key} balance {coin}")
-        return self
+        """This account with a starting balance set; ``self`` is unchanged (chainable).
+
+        A new value, not an update in place: the seed crate's Rust builder consumes ``self``, so
+        there the old value cannot be reused; here it can, and must not change under its users.
+        """
+        balances = {**self.balances, coin.upper(): to_decimal(amount, f"account {self.api_key} balance {coin}")}
+        return replace(self, balances=balances, positions=deepcopy(self.positions))
 
     def with_position(
         self,
@@ -108,127 +132,16 @@ class AccountConfig:
         leverage: Decimal | int | str = 10,
         category: Category = "linear",
     ) -> AccountConfig:
-        """Add a starting position (chainable)."""
-        self.positions.append(
-            PositionConfig(
-                symbol,
-                side,
-                to_decimal(size, "size"),
-                to_decimal(entry_price, "entry_price"),
-                to_decimal(leverage, "leverage"),
-                category,
-            )
+        """This account with a starting position added; ``self`` is unchanged (chainable)."""
+        position = PositionConfig(
+            symbol,
+            side,
+            to_decimal(size, "size"),
+            to_decimal(entry_price, "entry_price"),
+            to_decimal(leverage, "leverage"),
+            category,
         )
-        return self
-
-
-@dataclass(frozen=True)
-class InstrumentConfig:
-    """A tradable instrument and Bybit's filters for it.
-
-    ``price`` is the reference price the instrument starts at: the synthetic market starts
-    there and, until market data drives it, it is the mark price for accounting.
-    """
-
-    symbol: str
-    category: Category
-    base_coin: str
-    quote_coin: str
-    price: Decimal
-    tick_size: Decimal
-    qty_step: Decimal
-    min_qty: Decimal
-    max_qty: Decimal
-    max_mkt_qty: Decimal
-    min_notional: Decimal = Decimal("5")
-    max_leverage: Decimal = Decimal("100")
-    max_price: Decimal = Decimal("1999999.80")
-    maker_fee: Decimal = Decimal("0.0002")
-    taker_fee: Decimal = Decimal("0.00055")
-    maintenance_margin_rate: Decimal = Decimal("0.005")
-    launch_time_ms: int = 1585526400000
-    symbol_id: int = 0
-
-    @property
-    def settle_coin(self) -> str:
-        return self.base_coin if self.category == "inverse" else self.quote_coin
-
-    @property
-    def price_scale(self) -> int:
-        exponent = self.tick_size.as_tuple().exponent  # "0.10" -> 2, as Bybit shows it
-        return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def default_instruments() -> list[InstrumentConfig]:
-    """BTCUSDT and ETHUSDT, linear and spot, with the filters Bybit publishes for them."""
-    d = Decimal
-    return [
-        InstrumentConfig(
-            "BTCUSDT",
-            "linear",
-            "BTC",
-            "USDT",
-            price=d("65000"),
-            tick_size=d("0.10"),
-            qty_step=d("0.001"),
-            min_qty=d("0.001"),
-            max_qty=d("1190.000"),
-            max_mkt_qty=d("500.000"),
-            min_notional=d("5"),
-            max_leverage=d("100.00"),
-            symbol_id=5,
-        ),
-        InstrumentConfig(
-            "ETHUSDT",
-            "linear",
-            "ETH",
-            "USDT",
-            price=d("3500"),
-            tick_size=d("0.01"),
-            qty_step=d("0.01"),
-            min_qty=d("0.01"),
-            max_qty=d("7240.00"),
-            max_mkt_qty=d("3620.00"),
-            min_notional=d("5"),
-            max_leverage=d("100.00"),
-            max_price=d("199999.98"),
-            symbol_id=6,
-        ),
-        InstrumentConfig(
-            "BTCUSDT",
-            "spot",
-            "BTC",
-            "USDT",
-            price=d("65000"),
-            tick_size=d("0.01"),
-            qty_step=d("0.000001"),
-            min_qty=d("0.000011"),
-            max_qty=d("83"),
-            max_mkt_qty=d("41.5"),
-            min_notional=d("5"),
-            max_leverage=d("10"),
-            maker_fee=d("0.001"),
-            taker_fee=d("0.001"),
-            symbol_id=9,
-        ),
-        InstrumentConfig(
-            "ETHUSDT",
-            "spot",
-            "ETH",
-            "USDT",
-            price=d("3500"),
-            tick_size=d("0.01"),
-            qty_step=d("0.00001"),
-            min_qty=d("0.00062"),
-            max_qty=d("1229.2336343"),
-            max_mkt_qty=d("614.6168171"),
-            min_notional=d("5"),
-            max_leverage=d("10"),
-            maker_fee=d("0.001"),
-            taker_fee=d("0.001"),
-            symbol_id=10,
-        ),
-    ]
+        return replace(self, balances=dict(self.balances), positions=[*deepcopy(self.positions), position])
 
 
 def demo_account() -> AccountConfig:
@@ -254,10 +167,20 @@ class MockExchangeConfig:
     ws_workers: int = 1
     #: Largest request body a REST worker accepts; bigger ones get HTTP 413 and a Bybit envelope.
     max_body_bytes: int = 1 << 20
+    #: Largest request head (request line and headers) a REST worker reads; a bigger one gets
+    #: HTTP 431 and a Bybit envelope. Real Bybit requests have heads well under 2 KiB.
+    max_header_bytes: int = 64 << 10
+    #: Seconds a REST request may take from its first byte to its last; a slower one (a
+    #: slowloris) gets HTTP 408 and its connection is closed. Idle keep-alive is not limited.
+    request_timeout: float = 10.0
     #: Largest WebSocket frame a client may send (Bybit caps a subscribe's args at 21 000 chars).
     max_ws_frame_bytes: int = 64 << 10
-    #: Unsent bytes a WS connection may hold before it counts as a slow consumer and is dropped.
+    #: Unsent bytes a WS connection may hold before it counts as a slow consumer and is closed
+    #: (code 1013, after the frames it already has).
     ws_max_buffer_bytes: int = 4 << 20
+    #: Client frames a WS connection may have waiting while it is paused (an auth check in
+    #: flight, a subscribe held back by ``ack_delay_ms``); one more closes it with code 1008.
+    ws_max_pending_requests: int = 256
     #: Milliseconds a subscribe ack and a ``/v5/trade`` reply wait before they are sent. pybit
     #: records a request's id only after sending it, so an instant answer is dropped or crashes
     #: its thread (KeyError on the subscribe ack); 20 ms is safe. Frames behind it wait too.
@@ -278,18 +201,24 @@ class MockExchangeConfig:
         """The built-in default: a demo account with 100 000 USDT and the default instruments."""
         return cls(accounts=[demo_account()])
 
+    # The builders return a new config and leave ``self`` alone, so a shared base (a session
+    # fixture's config, say) can be specialised per test without leaking into the others.
+
     def with_account(self, account: AccountConfig) -> MockExchangeConfig:
-        self.accounts.append(account)
-        self.validate()
-        return self
+        """A copy with ``account`` added (chainable); ``ConfigError`` if its key is taken."""
+        return self.copy(accounts=[*self.accounts, account])
 
     def with_instruments(self, instruments: list[InstrumentConfig]) -> MockExchangeConfig:
-        self.instruments = list(instruments)
-        self.validate()
-        return self
+        """A copy listing exactly ``instruments`` (chainable)."""
+        return self.copy(instruments=list(instruments))
 
     def copy(self, **changes: Any) -> MockExchangeConfig:
-        return replace(self, **changes)
+        """An independent copy, ``changes`` applied and the result validated.
+
+        Deep: its lists, dicts and nested configs (accounts, market symbols) are copies too, as
+        are the values in ``changes``, so changing one config never changes another.
+        """
+        return replace(deepcopy(self), **deepcopy(changes))
 
     def validate(self) -> None:
         if self.rest_workers < 1 or self.ws_workers < 1:
@@ -304,6 +233,12 @@ class MockExchangeConfig:
             raise ConfigError("history_limit must be >= 100")
         if self.max_body_bytes < 1024 or self.max_ws_frame_bytes < 1024:
             raise ConfigError("max_body_bytes and max_ws_frame_bytes must be >= 1024")
+        if self.max_header_bytes < 1024:
+            raise ConfigError("max_header_bytes must be >= 1024")
+        if not self.request_timeout > 0:
+            raise ConfigError("request_timeout must be > 0")
+        if self.ws_max_pending_requests < 1:
+            raise ConfigError("ws_max_pending_requests must be >= 1")
         keys = [a.api_key for a in self.accounts]
         if len(keys) != len(set(keys)):
             raise ConfigError("two accounts share an api_key")
@@ -356,7 +291,7 @@ class MockExchangeConfig:
         if unknown:
             raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
         for name, raw in server.items():
-            floats = ("start_timeout", "ack_delay_ms")
+            floats = ("start_timeout", "ack_delay_ms", "request_timeout")
             expected = str if name in ("host", "log_level") else (float if name in floats else int)
             value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
             if not isinstance(value, expected) or isinstance(value, bool):
@@ -455,12 +390,10 @@ def _instrument_from(raw: object) -> InstrumentConfig:
     for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
         if kwargs[name] <= 0:
             raise ConfigError(f"instrument {symbol}: {name} must be > 0")
-    return InstrumentConfig(symbol, category, base, quote, **kwargs)  # type: ignore[arg-type]
+    return InstrumentConfig(symbol, category, base, quote, **kwargs)
 
 
 MAX_STREAM_RATE = 100_000.0
-BOOK_DEPTHS = {"option": (25, 100)}
-FUTURES_BOOK_DEPTHS = (1, 50, 200, 1000)
 
 
 def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) -> None:
@@ -481,7 +414,7 @@ def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) ->
         for name, rate in rates.items():
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_STREAM_RATE:
                 raise ConfigError(f"{what}: {name} must be a number from 0 to {MAX_STREAM_RATE:.0f} messages/s")
-        depths = BOOK_DEPTHS.get(sm.category, FUTURES_BOOK_DEPTHS)
+        depths = BOOK_DEPTHS[sm.category]  # the category is known: checked above with the instrument
         for depth in sm.book_rates:
             if depth not in depths:
                 raise ConfigError(f"{what}: order book depth {depth} does not exist (use {depths})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
 import pytest
 
@@ -109,3 +110,61 @@ def test_ws_auth_int_and_string_expires() -> None:
 )
 def test_ws_auth_refusals(args: object) -> None:
     assert auth.verify_ws_auth(args, {KEY: SECRET}, NOW) is None
+
+
+# Forms ``int()`` takes but Bybit's plain digits do not. Each is signed correctly and, read by
+# ``int()``, would be a timestamp inside the window: only the grammar refuses it.
+NOT_PLAIN: list[Callable[[int], str]] = [
+    lambda n: f" {n}",
+    lambda n: f"{n} ",
+    lambda n: f"+{n}",
+    lambda n: f"{n:_}",  # 1_700_000_000_000
+    lambda n: "0" * 4_000 + str(n),  # under int()'s 4 300-digit limit: read, and not for free
+]
+NOT_PLAIN_IDS = ["leading space", "trailing space", "plus", "underscores", "4013 digits"]
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize("form", NOT_PLAIN, ids=NOT_PLAIN_IDS)
+def test_timestamp_header_must_be_plain_digits(form: Callable[[int], str]) -> None:
+    with pytest.raises(BybitError) as exc:
+        auth.verify_rest(headers(form(NOW), ""), "", {KEY: SECRET}, NOW)
+    assert exc.value.code == errors.TIMESTAMP_ERROR
+
+
+@pytest.mark.parametrize("form", NOT_PLAIN, ids=NOT_PLAIN_IDS)
+def test_recv_window_header_must_be_plain_digits(form: Callable[[int], str]) -> None:
+    with pytest.raises(BybitError) as exc:
+        auth.verify_rest(headers(NOW, "", recv=form(5000)), "", {KEY: SECRET}, NOW)
+    assert exc.value.code == errors.TIMESTAMP_ERROR
+
+
+def test_check_timestamp_refuses_unicode_digits() -> None:
+    auth.check_timestamp(str(NOW), "5000", NOW)
+    with pytest.raises(BybitError):
+        auth.check_timestamp(str(NOW).translate(ARABIC_INDIC), "5000", NOW)
+    with pytest.raises(BybitError):
+        auth.check_timestamp(str(NOW), "5000".translate(ARABIC_INDIC), NOW)
+
+
+def test_header_numbers_are_bounded_to_18_digits() -> None:
+    assert auth.verify_rest(headers("0" + str(NOW), "", recv="0" * 14 + "5000"), "", {KEY: SECRET}, NOW) == KEY
+    with pytest.raises(BybitError) as exc:
+        auth.verify_rest(headers(NOW, "", recv="9" * 19), "", {KEY: SECRET}, NOW)
+    assert exc.value.code == errors.TIMESTAMP_ERROR
+
+
+@pytest.mark.parametrize(
+    "form", [*NOT_PLAIN, lambda n: str(n).translate(ARABIC_INDIC)], ids=[*NOT_PLAIN_IDS, "Arabic-Indic digits"]
+)
+def test_ws_auth_expires_string_must_be_plain_digits(form: Callable[[int], str]) -> None:
+    expires = form(NOW + 10_000)
+    assert auth.verify_ws_auth([KEY, expires, auth.ws_auth_signature(SECRET, expires)], {KEY: SECRET}, NOW) is None
+
+
+@pytest.mark.parametrize("expires", [10**18, 10**30, 10**400])
+def test_ws_auth_expires_int_is_bounded(expires: int) -> None:
+    """Far in the future and signed right, but more than 18 digits."""
+    assert auth.verify_ws_auth([KEY, expires, auth.ws_auth_signature(SECRET, expires)], {KEY: SECRET}, NOW) is None
+    within = 10**18 - 1
+    assert auth.verify_ws_auth([KEY, within, auth.ws_auth_signature(SECRET, within)], {KEY: SECRET}, NOW) == KEY

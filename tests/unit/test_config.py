@@ -7,6 +7,7 @@ import pytest
 
 from bybit_mock import AccountConfig, ConfigError, MockExchangeConfig
 from bybit_mock.config import DEMO_API_KEY
+from bybit_mock.market.config import SymbolMarketConfig
 
 GOOD = """
 [server]
@@ -118,3 +119,81 @@ def test_ack_delay_is_a_float_and_not_negative() -> None:
     assert MockExchangeConfig.from_mapping({"server": {"ack_delay_ms": 5}}).ack_delay_ms == 5.0
     with pytest.raises(ConfigError, match="ack_delay_ms"):
         MockExchangeConfig.from_mapping({"server": {"ack_delay_ms": -1}})
+
+
+# -- copies: a builder returns a new config and never changes the one it was called on -------
+
+
+def test_with_account_leaves_the_receiver_alone() -> None:
+    base = MockExchangeConfig.default()
+    derived = base.copy().with_account(AccountConfig("k2", "s2"))
+    assert [a.api_key for a in base.accounts] == [DEMO_API_KEY]
+    assert [a.api_key for a in derived.accounts] == [DEMO_API_KEY, "k2"]
+    again = base.with_account(AccountConfig("k3", "s3"))
+    assert again is not base and [a.api_key for a in base.accounts] == [DEMO_API_KEY]
+
+
+def test_a_refused_with_account_leaves_the_receiver_alone() -> None:
+    base = MockExchangeConfig.default()
+    with pytest.raises(ConfigError, match="share"):
+        base.with_account(AccountConfig(DEMO_API_KEY, "other"))
+    assert len(base.accounts) == 1
+    base.validate()  # still valid: no duplicate was left behind
+
+
+def test_with_instruments_leaves_the_receiver_alone() -> None:
+    base = MockExchangeConfig()
+    only_linear = [i for i in base.instruments if i.category == "linear"]
+    derived = base.with_instruments(only_linear)
+    assert len(base.instruments) == 4 and len(derived.instruments) == 2
+    only_linear.clear()  # the caller's list is not the config's
+    assert len(derived.instruments) == 2
+
+
+def test_copy_is_deep() -> None:
+    base = MockExchangeConfig.default().with_account(AccountConfig("k", "s").with_position("BTCUSDT", "Buy", 1, 1))
+    base.market.symbols.append(SymbolMarketConfig("BTCUSDT", book_rates={50: 10.0}))
+    copy = base.copy()
+    copy.accounts[0].balances["USDT"] = Decimal(1)
+    copy.accounts[1].positions[0].size = Decimal(5)
+    copy.accounts.append(AccountConfig("x", "y"))
+    copy.instruments.pop()
+    copy.market.seed = 99
+    copy.market.symbols[0].book_rates[50] = 1.0
+    copy.market.symbols.clear()
+    assert base.accounts[0].balances["USDT"] == Decimal(100_000)
+    assert base.accounts[1].positions[0].size == 1
+    assert [a.api_key for a in base.accounts] == [DEMO_API_KEY, "k"]
+    assert len(base.instruments) == 4
+    assert base.market.seed == 1 and base.market.symbols[0].book_rates == {50: 10.0}
+
+
+def test_copy_applies_and_validates_changes_and_copies_them() -> None:
+    base = MockExchangeConfig.default()
+    accounts = [AccountConfig("a", "b")]
+    derived = base.copy(rest_workers=3, accounts=accounts)
+    accounts[0].balances["USDT"] = Decimal(7)
+    assert derived.rest_workers == 3 and derived.accounts[0].balances == {}
+    assert base.rest_workers == 1
+    with pytest.raises(ConfigError, match="rest_workers"):
+        base.copy(rest_workers=0)
+
+
+def test_account_builders_return_new_accounts() -> None:
+    base = AccountConfig("k", "s", {"USDT": 10})
+    richer = base.with_balance("btc", "0.5")
+    placed = richer.with_position("BTCUSDT", "Buy", "0.1", 60_000, leverage=5)
+    assert base.balances == {"USDT": Decimal(10)} and base.positions == []
+    assert richer.balances == {"USDT": Decimal(10), "BTC": Decimal("0.5")} and richer.positions == []
+    assert placed.balances == richer.balances and placed.balances is not richer.balances
+    assert [(p.symbol, p.size, p.leverage) for p in placed.positions] == [("BTCUSDT", Decimal("0.1"), Decimal(5))]
+    placed.positions[0].size = Decimal(9)
+    assert placed.with_balance("USDT", 1).positions[0].size == 9  # carried over ...
+    assert placed.with_balance("USDT", 1).positions[0] is not placed.positions[0]  # ... as a copy
+
+
+def test_with_balance_checks_the_amount() -> None:
+    with pytest.raises(ConfigError, match=">= 0"):
+        AccountConfig("k", "s").with_balance("USDT", -1)
+    with pytest.raises(ConfigError, match="not a number"):
+        AccountConfig("k", "s").with_balance("USDT", "lots")

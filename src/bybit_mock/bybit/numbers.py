@@ -2,14 +2,39 @@
 
 Bybit sends every amount as a decimal string with no exponent. Computed values (PnL,
 margins, rates) are rounded to 8 places and stripped of trailing zeros, as Bybit shows them.
+
+Request numbers are read by Bybit's grammar, not Python's. A number parameter is a plain
+decimal string, ``-?DIGITS(.DIGITS)?`` in ASCII digits: no exponent (``1e-3``), no ``+``, no
+spaces, no ``_`` separators, no ``inf``/``nan``, no bare point (``.5``, ``5.``), the form
+Bybit documents and prints (ccxt formats its numbers so before it sends them). ``Decimal()``
+would take all of those, and Arabic-Indic digits too, and an exponent such as ``1e30`` later
+breaks the engine's arithmetic. A JSON number is judged by its value, since ``repr(1e-05)``
+has an exponent though the number is plain. An integer parameter is ``-?DIGITS``; a header
+number (``X-BAPI-TIMESTAMP``, ``X-BAPI-RECV-WINDOW``) is ``DIGITS``. Anything else is None,
+which the callers answer with 10001 (10002 for the headers).
+
+Every form is bounded: at most 18 digits before the point and 18 after. That is far more than
+any real amount or millisecond timestamp needs, bounds the CPU a parse costs (``int()`` of a
+10 000-digit string is not free), and keeps what the engine computes on a checked value (its
+remainder by a step of up to 10 decimals, its rounding to 8 places) inside Decimal's 28 digits.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
 
 _Q8 = Decimal("1e-8")
 ZERO = Decimal(0)
+
+MAX_INT_DIGITS = 18
+MAX_FRACTION_DIGITS = 18
+#: ``[0-9]``, not ``\d``: ``\d`` matches every Unicode digit, and so would ``int()``.
+_PLAIN_DECIMAL = re.compile(rf"-?[0-9]{{1,{MAX_INT_DIGITS}}}(?:\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?")
+_PLAIN_INTEGER = re.compile(rf"-?[0-9]{{1,{MAX_INT_DIGITS}}}")
+_PLAIN_UNSIGNED = re.compile(rf"[0-9]{{1,{MAX_INT_DIGITS}}}")
+_INT_LIMIT = 10**MAX_INT_DIGITS
+_ONE = Decimal(1)
 
 
 def fmt(value: Decimal) -> str:
@@ -25,13 +50,32 @@ def fmt_scale(value: Decimal, places: int) -> str:
 
 
 def parse_decimal(raw: object) -> Decimal | None:
-    """A request number (string, int or float) as Decimal; None if it is not one."""
-    if type(raw) is not str:  # the common case (JSON strings) skips these checks
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
+    """A request number (plain decimal string, JSON int or float) as Decimal; None if it is not one."""
+    if type(raw) is str:  # the common case: JSON strings and query strings
+        return Decimal(raw) if _PLAIN_DECIMAL.fullmatch(raw) else None
+    if type(raw) is int:  # bool is a subclass of int; ``type() is`` leaves it out
+        return Decimal(raw) if -_INT_LIMIT < raw < _INT_LIMIT else None
+    if type(raw) is float:
+        value = Decimal(repr(raw))  # repr: the shortest string that reads back, so 0.1 stays 0.1
+        if not value.is_finite():
             return None
-        raw = str(raw)
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if -exponent > MAX_FRACTION_DIGITS or value.adjusted() >= MAX_INT_DIGITS:
+            return None
+        return value.quantize(_ONE) if exponent > 0 else value  # 1e+16 -> 10000000000000000
+    return None
+
+
+def parse_int(raw: object) -> int | None:
+    """A request integer (plain integer string or JSON int); None if it is not one."""
+    if type(raw) is str:
+        return int(raw) if _PLAIN_INTEGER.fullmatch(raw) else None
+    if type(raw) is int:
+        return raw if -_INT_LIMIT < raw < _INT_LIMIT else None
+    return None
+
+
+def parse_unsigned(raw: str) -> int | None:
+    """A header number (``X-BAPI-TIMESTAMP``, ``X-BAPI-RECV-WINDOW``): digits only; None otherwise."""
+    return int(raw) if _PLAIN_UNSIGNED.fullmatch(raw) else None

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..instruments import BOOK_DEPTHS
+
 Source = Literal["synthetic", "replay"]
 
-#: Order-book depths a stream can be configured for, and their Bybit-like default rates.
-DEFAULT_BOOK_RATES: dict[int, float] = {1: 100.0, 50: 50.0, 200: 10.0, 1000: 5.0}
+#: Every futures and spot order-book depth at its Bybit-like default rate (messages/s).
+DEFAULT_BOOK_RATES: dict[int, float] = dict(zip(BOOK_DEPTHS["linear"], (100.0, 50.0, 10.0, 5.0), strict=True))
 
 
 @dataclass
@@ -66,9 +68,6 @@ class MarketConfig:
     tesser_compat: bool = False
     #: Per-symbol settings; an instrument with no entry streams with the defaults.
     symbols: list[SymbolMarketConfig] = field(default_factory=list)
-    #: Wall-clock start of the market timeline in ns; the supervisor sets it at start so that
-    #: every process computes the same messages.
-    epoch_ns: int = 0
 
     def for_symbol(self, category: str, symbol: str) -> SymbolMarketConfig:
         for s in self.symbols:

@@ -39,9 +39,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..instruments import TRADED
+
 #: Bybit's limit of trades per publicTrade message.
 MAX_TRADES_PER_MESSAGE = 1024
-CATEGORIES = ("linear", "inverse", "spot")
+#: The categories whose trade messages this writes (an option trade carries greeks a CSV lacks).
+CATEGORIES = TRADED
 _NAMESPACE = uuid.UUID("6f0e1c1e-5b7a-4c59-9a55-2a3f0f6d2b11")  # fixed: the same CSV gives the same ids
 
 BYBIT_COLUMNS = ("timestamp", "symbol", "side", "size", "price", "tickDirection", "trdMatchID")

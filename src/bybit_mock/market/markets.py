@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
-from ..config import InstrumentConfig
+from ..instruments import InstrumentConfig
 from .config import MarketConfig, SymbolMarketConfig
+from .model import MarketModel
 from .synthetic import SyntheticMarket
 
-Model = Any  # SyntheticMarket | ReplayMarket: the same duck-typed interface
 
-
-def build_model(inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> Model:
+def build_model(inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> MarketModel:
     if cfg.source == "replay":
-        # Loaded only when a recording is configured.
-        replay = importlib.import_module(".replay", __package__)
-        return replay.ReplayMarket(inst, cfg, market_seed, epoch_ns)
+        from .replay import ReplayMarket  # noqa: PLC0415  # loaded only when a recording is configured
+
+        return ReplayMarket(inst, cfg, market_seed, epoch_ns)
     return SyntheticMarket(inst, cfg, market_seed, epoch_ns)
 
 
@@ -28,11 +25,11 @@ class Markets:
     def __init__(self, instruments: list[InstrumentConfig], config: MarketConfig, epoch_ns: int) -> None:
         self.config = config
         self.instruments: dict[tuple[str, str], InstrumentConfig] = {(i.category, i.symbol): i for i in instruments}
-        self.models: dict[tuple[str, str], Model] = {ident: self._build(ident, epoch_ns) for ident in self.instruments}
+        self.models: dict[tuple[str, str], MarketModel] = {i: self._build(i, epoch_ns) for i in self.instruments}
         #: symbols moved away from their own course (a price set through the API)
         self.changed: set[tuple[str, str]] = set()
 
-    def _build(self, ident: tuple[str, str], epoch_ns: int) -> Model:
+    def _build(self, ident: tuple[str, str], epoch_ns: int) -> MarketModel:
         inst = self.instruments[ident]
         return build_model(inst, self.config.for_symbol(*ident), self.config.seed, epoch_ns)
 
@@ -43,13 +40,13 @@ class Markets:
             self.models[ident] = self._build(ident, epoch_ns)
         return bool(changed)
 
-    def __iter__(self) -> Iterator[Model]:
+    def __iter__(self) -> Iterator[MarketModel]:
         return iter(self.models.values())
 
-    def get(self, category: str, symbol: str) -> Model | None:
+    def get(self, category: str, symbol: str) -> MarketModel | None:
         return self.models.get((category, symbol))
 
-    def of_category(self, category: str) -> dict[str, Model]:
+    def of_category(self, category: str) -> dict[str, MarketModel]:
         return {sym: m for (cat, sym), m in self.models.items() if cat == category}
 
     def advance(self, now_ns: int) -> None:

@@ -14,7 +14,7 @@ import orjson
 
 from .candles import Candle, interval_end
 from .fixed import Fixed, fmt_product
-from .synthetic import Trade
+from .model import Trade
 
 dumps = orjson.dumps
 

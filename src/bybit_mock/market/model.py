@@ -1,12 +1,89 @@
-"""What every market model (synthetic or replayed) shares: the last price, its tick
-direction, the mark price, and how a price jump moves the book."""
+"""What every market model (synthetic or replayed) shares.
+
+* :class:`MarketModel`: the interface the rest of the package uses (the engine, the REST
+  queries, the tickers, the WS publisher), whatever the model's source. mypy checks that
+  :class:`~.synthetic.SyntheticMarket` and :class:`~.replay.ReplayMarket` satisfy it.
+* :class:`Trade` and :data:`Event`: what a model records and reports as time advances.
+* :class:`PricedMarket`: the code both models share: the last price, its tick direction,
+  the mark price, and how a price jump moves the book.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any, NamedTuple, Protocol
 
 from .book import Book
+from .candles import CandleStore
 from .fixed import Fixed
+
+
+class Trade(NamedTuple):
+    t_ms: int
+    side: str  # taker side
+    tick: int
+    lots: int
+    trade_id: str
+    direction: str  # PlusTick, ZeroPlusTick, MinusTick, ZeroMinusTick
+    seq: int
+
+
+#: What ``advance`` reports: ("trade", t_ns, [Trade, ...]) | ("book", t_ns, depth, u) from the
+#: synthetic model, ("raw", t_ns, topic, message) from a replay.
+Event = tuple[Any, ...]
+
+
+class Timeline(Protocol):
+    """When a model's next message is due (``Schedule`` or ``ReplayTimeline``)."""
+
+    def next_time(self) -> int | None: ...
+
+    def skip_to(self, now_ns: int) -> None: ...
+
+
+class MarketModel(Protocol):
+    """One symbol's market as its users see it.
+
+    Members that callers only read are read-only properties, so a model may declare a narrower
+    type (both models' ``category`` is a ``Category`` literal) or a plain attribute.
+    """
+
+    #: a frozen model holds its book and prices; :meth:`~.markets.Markets.freeze` sets it
+    frozen: bool
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def prices(self) -> Fixed: ...
+    @property
+    def sizes(self) -> Fixed: ...
+    @property
+    def book(self) -> Book: ...
+    @property
+    def trades(self) -> Sequence[Trade]: ...  # the recent ones, oldest first
+    @property
+    def candles(self) -> CandleStore: ...
+    @property
+    def schedule(self) -> Timeline: ...
+    @property
+    def version(self) -> int: ...  # the book's version: Bybit's ``seq``
+    @property
+    def last_tick(self) -> int: ...
+    @property
+    def last_direction(self) -> str: ...
+    @property
+    def level_lots_typical(self) -> float: ...  # a typical level's lots (tickers' open interest)
+    @property
+    def recorded_topics(self) -> frozenset[str]: ...  # sent verbatim from a recording, not made
+    def advance(self, now_ns: int, out: list[Event] | None = None) -> None: ...
+    def book_u(self, depth: int) -> int: ...  # ``u`` of the last ``orderbook.{depth}`` message
+    def mark_tick(self) -> int: ...
+    def mark_price(self) -> Decimal: ...
+    def set_price(self, price: Decimal) -> None: ...  # a jump: the best ask moves to ``price``
+    def ticker_snapshot(self) -> dict[str, Any] | None: ...  # a recorded ticker, if there is one
 
 
 class PricedMarket:

@@ -12,20 +12,21 @@ from typing import Any
 
 from ..bybit import params
 from ..bybit.errors import params_error
+from ..instruments import CATEGORIES
 from .candles import INTERVAL_MINUTES
 from .fixed import fmt_product
+from .markets import Markets
+from .model import MarketModel
 from .ticker import REST_FUTURES_KEYS, REST_SPOT_KEYS, ticker_fields, ticker_shape
 
-Model = Any
 Query = Mapping[str, Any]
 
-MARKET_CATEGORIES = ("linear", "inverse", "spot", "option")
 #: (default, maximum) of ``limit`` per category
 ORDERBOOK_LIMITS = {"spot": (1, 200), "linear": (25, 500), "inverse": (25, 500), "option": (1, 25)}
 RECENT_TRADE_LIMITS = {"spot": (60, 60), "linear": (500, 1000), "inverse": (500, 1000), "option": (500, 1000)}
 
 
-def _symbol_model(models: Mapping[str, Model], query: Query) -> Model:
+def _symbol_model(models: Mapping[str, MarketModel], query: Query) -> MarketModel:
     symbol = params.required(query, "symbol")
     model = models.get(symbol)
     if model is None:
@@ -33,7 +34,7 @@ def _symbol_model(models: Mapping[str, Model], query: Query) -> Model:
     return model
 
 
-def orderbook(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+def orderbook(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     model = _symbol_model(models, query)
     default, maximum = ORDERBOOK_LIMITS[category]
     depth = params.limit(query, default, maximum)
@@ -50,7 +51,7 @@ def orderbook(models: Mapping[str, Model], category: str, query: Query, now_ms: 
     }
 
 
-def recent_trades(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+def recent_trades(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     model = _symbol_model(models, query)
     default, maximum = RECENT_TRADE_LIMITS[category]
     limit = params.limit(query, default, maximum)
@@ -76,7 +77,7 @@ def recent_trades(models: Mapping[str, Model], category: str, query: Query, now_
     return {"category": category, "list": items}
 
 
-def kline(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+def kline(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     model = _symbol_model(models, query)
     interval = params.required(query, "interval")
     if interval not in INTERVAL_MINUTES:
@@ -95,7 +96,7 @@ def kline(models: Mapping[str, Model], category: str, query: Query, now_ms: int)
     return {"symbol": model.symbol, "category": category, "list": rows}
 
 
-def tickers(models: Mapping[str, Model], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+def tickers(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     symbol = params.text(query, "symbol")
     if category == "option":  # what an exchange with no options listed answers
         if models:
@@ -117,10 +118,10 @@ ENDPOINTS = {
 }
 
 
-def answer(markets: Any, path: str, query: Query, now_ms: int) -> dict[str, Any]:
+def answer(markets: Markets, path: str, query: Query, now_ms: int) -> dict[str, Any]:
     fn, default_category = ENDPOINTS[path]
     if default_category is not None and params.text(query, "category") is None:
         category = default_category
     else:
-        category = params.category(query, MARKET_CATEGORIES)
+        category = params.category(query, CATEGORIES)
     return fn(markets.of_category(category), category, query, now_ms)

@@ -54,7 +54,8 @@ sense on the book they were recorded against, so on thawing, the book is rebuilt
 the recording's last snapshot up to the present; the skipped trades stay skipped.
 
 Copies of the model travel to every WS worker by pickle; the decoded recording is not pickled
-but loaded again (once per process, cached) from the same file, checked by a digest.
+but loaded again from the same file, checked by a digest; each process caches the
+``CACHE_SIZE`` recordings it used last.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ import calendar
 import hashlib
 import os
 import statistics
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -72,13 +74,13 @@ from typing import Any
 
 import orjson
 
-from ..config import InstrumentConfig
+from ..instruments import InstrumentConfig
 from .book import Book
 from .candles import INTERVAL_MINUTES, CandleStore, PastPrices, interval_end, interval_start
 from .config import SymbolMarketConfig
 from .fixed import Fixed
-from .model import PricedMarket
-from .synthetic import RECENT_TRADES, Event, Trade, symbol_seed
+from .model import Event, PricedMarket, Trade
+from .synthetic import RECENT_TRADES, symbol_seed
 
 # Message kinds (small ints: the hot path compares them once per message).
 BOOK, BOOK_OTHER, TRADE, TICKER, KLINE = range(5)
@@ -239,7 +241,7 @@ def decode(obj: dict[str, Any], kind: int, topic: str, prices: Fixed, sizes: Fix
     data = obj.get("data")
     if kind == BOOK:
         parts = topic.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):  # isdigit alone: "²" too
             raise _LineError(f"bad orderbook topic {topic!r} (expected orderbook.<depth>.<symbol>)")
         kind_name = obj.get("type")
         if kind_name not in ("snapshot", "delta"):
@@ -313,7 +315,7 @@ def _topic_of(obj: object) -> tuple[str, str] | None:
 
 
 def load_recording(path: str | os.PathLike[str], inst: InstrumentConfig) -> Recording:
-    """Read, validate and decode the lines of ``inst.symbol`` (cached per process)."""
+    """Read, validate and decode the lines of ``inst.symbol`` (cached: the ``CACHE_SIZE`` last used)."""
     p = Path(path)
     try:
         resolved = str(p.resolve())
@@ -322,19 +324,30 @@ def load_recording(path: str | os.PathLike[str], inst: InstrumentConfig) -> Reco
         raise ValueError(f"{path}: cannot read the replay file: {exc.strerror or exc}") from None
     key = (resolved, st.st_size, st.st_mtime_ns, inst.category, inst.symbol, inst.tick_size, inst.price_scale,
            inst.qty_step)  # fmt: skip
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
     try:
         content = Path(resolved).read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the replay file: {exc.strerror or exc}") from None
     rec = decode_recording(content, str(path), inst)
-    _CACHE[key] = rec
+    with _CACHE_LOCK:
+        _CACHE[key] = rec
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return rec
 
 
-_CACHE: dict[tuple[Any, ...], Recording] = {}
+#: Decoded recordings kept per process, most recently used last. A long-lived process (a test
+#: session building many mocks) may load many files; the models that use a recording hold it
+#: themselves, so forgetting one here costs only a reload when it is next wanted.
+CACHE_SIZE = 8
+_CACHE: OrderedDict[tuple[Any, ...], Recording] = OrderedDict()
+#: the state service runs a thread per connection: a reorder must not race an eviction
+_CACHE_LOCK = threading.Lock()
 
 
 def decode_recording(content: bytes, name: str, inst: InstrumentConfig) -> Recording:
@@ -365,7 +378,7 @@ def decode_recording(content: bytes, name: str, inst: InstrumentConfig) -> Recor
                 book_started.add(topic)
             if kind == TICKER:
                 hours = obj["data"].get("fundingIntervalHour")
-                if isinstance(hours, str) and hours.isdigit() and int(hours) > 0:
+                if isinstance(hours, str) and hours.isascii() and hours.isdigit() and int(hours) > 0:
                     funding_ms = int(hours) * HOUR_MS
                 msg.funding_ms = funding_ms
         except _LineError as exc:

@@ -26,34 +26,23 @@ import random
 import zlib
 from collections import deque
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
-from ..config import InstrumentConfig
+from ..instruments import InstrumentConfig
 from .book import Book, BookSide
 from .candles import CandleStore, PastPrices
 from .config import SymbolMarketConfig
 from .fixed import Fixed
-from .model import PricedMarket
+from .model import Event, PricedMarket, Trade
 from .schedule import Schedule
+
+#: ``Trade`` and ``Event`` live in :mod:`.model` now; older imports of them from here keep working.
+__all__ = ["RECENT_TRADES", "U_BASE", "Event", "SyntheticMarket", "Trade", "symbol_seed"]
 
 #: ``u`` of order-book messages starts here, so no message ever carries Bybit's ``u == 1``
 #: ("service restarted, overwrite your book") by accident.
 U_BASE = 1_000_000
 RECENT_TRADES = 1_000
-
-
-class Trade(NamedTuple):
-    t_ms: int
-    side: str  # taker side
-    tick: int
-    lots: int
-    trade_id: str
-    direction: str  # PlusTick, ZeroPlusTick, MinusTick, ZeroMinusTick
-    seq: int
-
-
-#: ("trade", t_ns, [Trade, ...]) | ("book", t_ns, depth, u)
-Event = tuple[Any, ...]
 
 
 def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
@@ -62,6 +51,9 @@ def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
 
 
 class SyntheticMarket(PricedMarket):
+    #: nothing is sent verbatim from a recording: the publisher makes every message
+    recorded_topics: frozenset[str] = frozenset()
+
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
         self.inst = inst
         self.category = inst.category
@@ -225,6 +217,10 @@ class SyntheticMarket(PricedMarket):
         old = side.size_at_tick(tick)
         new = self._level_lots()
         side.set(tick, new if new != old else new + 1)
+
+    def ticker_snapshot(self) -> dict[str, Any] | None:
+        """None: tickers are computed from the model (:mod:`.ticker`), there is no recorded one."""
+        return None
 
     # -- control --------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ minute is merged on top, so a ticker costs microseconds at 10 pushes a second.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 from .candles import MINUTE_MS, Candle
 from .fixed import fmt_product
+from .model import MarketModel
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -43,7 +43,7 @@ WS_SPOT_KEYS = (
 _FOUR = Decimal("0.0001")
 
 
-def _closed_window(model: Any, start_ms: int, minute_ms: int, now_ms: int) -> Candle:
+def _closed_window(model: MarketModel, start_ms: int, minute_ms: int, now_ms: int) -> Candle:
     """The window's closed part ``[start, current minute)``, computed once per minute."""
     cache: dict[int, tuple[int, Candle]] = model.__dict__.setdefault("_ticker_windows", {})
     span = minute_ms - start_ms
@@ -55,7 +55,7 @@ def _closed_window(model: Any, start_ms: int, minute_ms: int, now_ms: int) -> Ca
     return candle
 
 
-def _window(model: Any, length_ms: int, now_ms: int) -> Candle:
+def _window(model: MarketModel, length_ms: int, now_ms: int) -> Candle:
     minute = now_ms - now_ms % MINUTE_MS
     closed = _closed_window(model, minute - length_ms, minute, now_ms)
     result = Candle(closed.start, closed.open, closed.high, closed.low, closed.close, closed.volume, closed.turnover)
@@ -75,7 +75,7 @@ def _ratio(new: int, old: int, places: int) -> str:
     return str(value.normalize()) if value else "0"
 
 
-def ticker_fields(model: Any, now_ms: int) -> dict[str, str]:
+def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     """Every ticker value, keyed by Bybit's field names (a superset of each shape)."""
     pf, sf = model.prices.fmt, model.sizes.fmt
     book = model.book
@@ -87,7 +87,7 @@ def ticker_fields(model: Any, now_ms: int) -> dict[str, str]:
     spot = model.category == "spot"
     turnover = Decimal(fmt_product(day.turnover, model.prices, 1, model.sizes)).quantize(_FOUR)
     # Open interest: a steady, plausible figure (about 2 000 typical orders' worth).
-    oi_lots = int(model.level_lots_typical * 2_000) if hasattr(model, "level_lots_typical") else 0
+    oi_lots = int(model.level_lots_typical * 2_000)
     oi_value = Decimal(fmt_product(oi_lots, model.sizes, mark, model.prices)).quantize(Decimal("0.01"))
     next_funding = (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
     return {

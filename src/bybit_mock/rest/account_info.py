@@ -20,6 +20,7 @@ import orjson
 from ..bybit import errors, params
 from ..bybit.numbers import fmt
 from ..config import MockExchangeConfig
+from ..instruments import CATEGORIES
 from .app import Call, HandlerResult
 
 #: Per coin: (network, confirmations, withdraw fee, withdraw min, decimals).
@@ -121,7 +122,7 @@ class FeeRate:
         self.instruments = config.instruments
 
     def __call__(self, call: Call) -> HandlerResult:
-        category = params.category(call.params, ("linear", "inverse", "spot", "option"))
+        category = params.category(call.params, CATEGORIES)
         symbol, base = params.text(call.params, "symbol"), params.text(call.params, "baseCoin")
         rows = [
             {"symbol": i.symbol, "takerFeeRate": fmt(i.taker_fee), "makerFeeRate": fmt(i.maker_fee)}

@@ -12,6 +12,7 @@ import orjson
 
 from ..bybit import params, shapes
 from ..config import MockExchangeConfig
+from ..instruments import CATEGORIES, CONTRACTS
 from ..market import queries
 from .account_info import CoinInfo, FeeRate, query_api
 from .app import Call, HandlerResult, Route, StateCall
@@ -25,13 +26,13 @@ class Instruments:
     """``/v5/market/instruments-info`` from the configured instruments (never changes at run time)."""
 
     def __init__(self, config: MockExchangeConfig) -> None:
-        self.items: dict[str, list[dict[str, Any]]] = {c: [] for c in ("linear", "inverse", "spot", "option")}
+        self.items: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
         for inst in config.instruments:
             self.items[inst.category].append(shapes.instrument(inst))
 
     def __call__(self, call: Call) -> HandlerResult:
         q = call.params
-        category = params.category(q, ("linear", "inverse", "spot", "option"))
+        category = params.category(q, CATEGORIES)
         items = self.items[category]
         symbol = params.text(q, "symbol")
         if symbol is not None:
@@ -53,13 +54,13 @@ class RiskLimit:
     (initial margin 1 / max leverage, the configured maintenance rate, riskId 1)."""
 
     def __init__(self, config: MockExchangeConfig) -> None:
-        self.items: dict[str, list[dict[str, Any]]] = {"linear": [], "inverse": []}
+        self.items: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTRACTS}
         for inst in config.instruments:
             if inst.category in self.items:
                 self.items[inst.category].append(shapes.risk_tier(inst))
 
     def __call__(self, call: Call) -> HandlerResult:
-        category = params.category(call.params, ("linear", "inverse"))
+        category = params.category(call.params, CONTRACTS)
         symbol = params.text(call.params, "symbol")
         items = [i for i in self.items[category] if symbol in (None, i["symbol"])]
         chunk, cursor = params.page(items, call.params, default=15, maximum=15)

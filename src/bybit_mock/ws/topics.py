@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from ..config import MockExchangeConfig
+from ..instruments import BOOK_DEPTHS, CATEGORIES
 
-ORDERBOOK_DEPTHS = {
-    "linear": ("1", "50", "200", "1000"),
-    "inverse": ("1", "50", "200", "1000"),
-    "spot": ("1", "50", "200", "1000"),
-    "option": ("25", "100"),
-}
+#: the depths as they appear in a topic name
+ORDERBOOK_DEPTHS = {category: tuple(str(d) for d in depths) for category, depths in BOOK_DEPTHS.items()}
 KLINE_INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
 
 PRIVATE_TOPICS = frozenset(
     ["order", "execution", "execution.fast", "position", "wallet", "greeks", "dcp"]
-    + [f"{t}.{c}" for t in ("order", "execution", "position") for c in ("linear", "inverse", "spot", "option")]
-    + [f"execution.fast.{c}" for c in ("linear", "inverse", "spot", "option")]
+    + [f"{t}.{c}" for t in ("order", "execution", "position") for c in CATEGORIES]
+    + [f"execution.fast.{c}" for c in CATEGORIES]
 )
 
 
@@ -23,7 +20,7 @@ class PublicTopics:
     """Validates ``orderbook.{depth}.{S}``, ``publicTrade.{S}``, ``kline.{i}.{S}``, ``tickers.{S}``."""
 
     def __init__(self, config: MockExchangeConfig) -> None:
-        self.symbols: dict[str, frozenset[str]] = {c: frozenset() for c in ORDERBOOK_DEPTHS}
+        self.symbols: dict[str, frozenset[str]] = {c: frozenset() for c in CATEGORIES}
         for inst in config.instruments:
             self.symbols[inst.category] = self.symbols[inst.category] | {inst.symbol}
 
