@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-import orjson
-
 from ..bybit import auth, envelope, errors
 from ..bybit.errors import BybitError
+from ..bybit.payload import loads_object
 from ..config import MockExchangeConfig
 from ..service.client import Reply, StateClient
 from .protocol import Request, Respond
@@ -65,20 +64,18 @@ def parse_query(query: str) -> dict[str, str]:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
+    """The body's JSON object, or 10001 here in the worker if it is not of request shape: a value
+    nested too deep cannot be pickled, and must never reach the state channel other clients share."""
     if not body.strip():
         return {}
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise errors.params_error("params error: request body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise errors.params_error("params error: request body must be a JSON object")
-    return value
+    return loads_object(body)
 
 
 class RestApp:
     def __init__(self, config: MockExchangeConfig, state: StateClient, routes: dict[str, Route]) -> None:
         self.max_body_bytes = config.max_body_bytes
+        self.max_header_bytes = config.max_header_bytes
+        self.request_timeout = config.request_timeout
         self.state = state
         self.routes = routes
         self.secrets: dict[str, str] = {}
