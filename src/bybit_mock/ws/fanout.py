@@ -13,8 +13,11 @@ Rules:
 * **Whole frames only** are written to the socket, so control frames picows writes in
   between cannot split a data frame.
 * **Bounded memory.** Before a write, a connection whose socket write buffer already holds
-  more than ``max_buffer`` bytes is a consumer that fell behind: it is disconnected with a
-  logged reason instead of being allowed to grow the worker's memory.
+  more than ``max_buffer`` bytes is a consumer that fell behind. It is owed nothing more:
+  what it was about to be sent is discarded, no later frame is queued for it, and its close
+  callback gets a reason (the listener then sends a close frame, 1013, after the whole frames
+  already buffered, and hangs up once the peer answers or a grace period ends). Its memory
+  stays at the limit plus one tick's worth.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +54,12 @@ class Outbox:
 
     __slots__ = ("close", "count", "dropped", "frames", "name", "raw")
 
-    def __init__(self, raw: RawTransport, name: str, close: Any) -> None:
+    def __init__(self, raw: RawTransport, name: str, close: Callable[[str], None]) -> None:
         self.raw: RawTransport | None = raw
         self.frames: list[bytes] = []  # whole frames, or several frames joined
         self.count = 0  # messages in ``frames``
         self.name = name
-        self.close = close  # called with a reason when the consumer is dropped
+        self.close = close  # called with a reason when the consumer is dropped as too slow
         self.dropped = False
 
     def detach(self) -> None:
@@ -116,26 +119,37 @@ class FanOut:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
-        limit = self._max_buffer
         for box in dirty:
-            raw = box.raw
-            frames = box.frames
-            if raw is None or not frames:
-                continue
-            if raw.is_closing():
-                box.detach()
-                continue
-            buffered = raw.get_write_buffer_size()
-            if buffered > limit:
-                self.slow_consumers_dropped += 1
-                reason = f"slow consumer: {buffered} bytes unsent (limit {limit}), {box.count} messages pending"
-                log.warning("dropping %s: %s", box.name, reason)
-                box.dropped = True
-                box.detach()
-                box.close(reason)
-                continue
-            raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
-            frames.clear()
-            self.frames_delivered += box.count
-            box.count = 0
-            self.writes += 1
+            self.write_now(box)
+
+    def write_now(self, box: Outbox) -> None:
+        """Write what ``box`` is owed at once; a listener calls this before its close frame."""
+        raw = box.raw
+        frames = box.frames
+        if raw is None or not frames:
+            return
+        if raw.is_closing():
+            box.detach()
+            return
+        buffered = raw.get_write_buffer_size()
+        if buffered > self._max_buffer:
+            self.drop_slow(box, buffered)
+            return
+        raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        frames.clear()
+        self.frames_delivered += box.count
+        box.count = 0
+        self.writes += 1
+
+    def drop_slow(self, box: Outbox, buffered: int) -> None:
+        """Owe ``box`` nothing more and have its listener close it.
+
+        Only what it is owed this tick is discarded; the socket buffer holds whole frames, so
+        the close frame the listener sends lands on a frame boundary.
+        """
+        self.slow_consumers_dropped += 1
+        reason = f"slow consumer: {buffered} bytes unsent"
+        log.warning("closing %s: %s (limit %d), %d messages discarded", box.name, reason, self._max_buffer, box.count)
+        box.dropped = True
+        box.detach()
+        box.close(reason)

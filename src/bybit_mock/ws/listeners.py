@@ -1,12 +1,30 @@
 """picows listeners: one object per connection, non-async callbacks on the data path.
 
-Frames are handled strictly in arrival order per connection: the official sample sends
-``auth`` then ``subscribe`` without waiting for the ack, so a private subscribe that arrives
-while the auth check is still pending is queued behind it, not refused.
+Rules:
+
+* **Arrival order.** Frames are handled strictly in arrival order per connection: the official
+  sample sends ``auth`` then ``subscribe`` without waiting for the ack, so a private subscribe
+  that arrives while the auth check is still pending is queued behind it, not refused. Queued
+  frames wait as the bytes they came in (parsed when their turn comes), so even a malformed one
+  is answered in its place.
+* **A bounded queue.** At most ``ws_max_pending_requests`` frames wait while a connection is
+  paused; one more and the client is flooding, not pipelining: it is closed with 1008.
+* **Nothing a client sends raises.** A frame is parsed and shape-checked once
+  (:mod:`bybit_mock.bybit.payload`); a request id is echoed only if it is a string of at most
+  :data:`MAX_REQ_ID_CHARS` characters or an integer, so every answer can be encoded. Anything
+  else gets the channel's own error ack, without the id, and the connection carries on.
+* **Closing is a handshake, not a cut.** A connection closed on purpose (slow consumer, flood)
+  gets a close frame with a code and a reason after the whole frames it was already sent, and
+  the socket stays open, read and ignored, until the peer answers with its own close frame.
+  Closing a socket with unread input makes the kernel reset it, and a reset can destroy the
+  close frame before the peer reads it: the peer would see 1006, the very thing to avoid. A
+  peer that has not answered after :data:`CLOSE_GRACE_S` seconds is hung up on, gracefully if
+  everything was handed to the kernel, aborted if it still had not taken the bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -17,9 +35,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from picows import WSFrame, WSListener, WSMsgType, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from ..bybit import auth
+from ..bybit.payload import shape_error
 from . import messages
 from .fanout import Outbox
 from .topics import PRIVATE_TOPICS
@@ -32,6 +51,15 @@ log = logging.getLogger(__name__)
 _conn_counter = itertools.count(1)
 _CONN_PREFIX = secrets.token_hex(10)
 
+#: Longest string request id echoed back (pybit sends 36-char uuids, ccxt integers).
+MAX_REQ_ID_CHARS = 128
+#: Seconds a closing connection has to answer our close frame before it is hung up on: a peer
+#: that reads nothing must not pin its buffered bytes in the worker for ever.
+CLOSE_GRACE_S = 2.0
+#: A close frame's payload is at most 125 bytes, two of them the code.
+_MAX_CLOSE_REASON_BYTES = 123
+_DATA_FRAMES = (WSMsgType.TEXT, WSMsgType.BINARY)
+
 
 def new_conn_id() -> str:
     """Unique per worker and connection, in Bybit's ``<20 chars>-<n>`` style."""
@@ -40,6 +68,13 @@ def new_conn_id() -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def is_req_id(value: Any) -> bool:
+    """Whether ``value`` may be echoed as a request id (a short string or an integer, not a bool)."""
+    if isinstance(value, str):
+        return len(value) <= MAX_REQ_ID_CHARS
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class BaseListener(WSListener):
@@ -53,18 +88,27 @@ class BaseListener(WSListener):
         self.outbox: Outbox | None = None
         self.topics: set[str] = set()
         #: while paused (an auth check in flight, a subscribe being held back), frames queue
-        #: here and run in arrival order afterwards
+        #: here, as received, and run in arrival order afterwards
         self._paused = False
-        self._backlog: deque[tuple[str, dict[str, Any], Any]] = deque()
+        self._backlog: deque[bytes] = deque()
+        #: set once :meth:`close` has sent the close frame: later frames are ignored
+        self._closing = False
+        self._abort_timer: asyncio.TimerHandle | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
-        self.outbox = Outbox(transport.underlying_transport, f"{type(self).__name__} {self.conn_id}", self.drop)
+        self.outbox = Outbox(
+            transport.underlying_transport, f"{type(self).__name__} {self.conn_id}", self.on_slow_consumer
+        )
         self.app.connections += 1
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.transport = None
         self.app.connections -= 1
+        self._backlog.clear()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
         if self.outbox is not None:
             self.outbox.detach()
 
@@ -74,32 +118,83 @@ class BaseListener(WSListener):
             self.app.fanout.send(self.outbox, payload)
 
     def drop(self, reason: str) -> None:
-        """Cut the connection at once (slow consumer, scripted drop)."""
+        """Cut the connection at once, with no close frame (a scripted network fault)."""
         if self.transport is not None:
             self.transport.disconnect(graceful=False)
 
+    def close(self, code: WSCloseCode, reason: str) -> None:
+        """Send what this connection is owed, then a close frame; the peer's answer hangs up."""
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        self._closing = True
+        self._backlog.clear()
+        if self.outbox is not None:
+            self.app.fanout.write_now(self.outbox)
+            self.outbox.detach()  # nothing may follow the close frame
+        transport.send_close(code, reason.encode()[:_MAX_CLOSE_REASON_BYTES])
+        self._abort_timer = self.app.loop.call_later(CLOSE_GRACE_S, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        self._abort_timer = None
+        transport = self.transport
+        if transport is not None:
+            transport.disconnect(graceful=transport.underlying_transport.get_write_buffer_size() == 0)
+
+    def on_slow_consumer(self, reason: str) -> None:
+        """The fan-out gave up on this connection (it has already stopped queueing for it)."""
+        self.close(WSCloseCode.TRY_AGAIN_LATER, reason)
+
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            try:
-                msg = orjson.loads(frame.get_payload_as_memoryview())
-            except orjson.JSONDecodeError:
-                self.on_bad_message("", None, "error:request not json")
+        msg_type = frame.msg_type
+        if msg_type in _DATA_FRAMES:
+            if self._closing:
                 return
-            if not isinstance(msg, dict):
-                self.on_bad_message("", None, "error:request not json object")
-                return
-            op = msg.get("op")
-            req_id = msg.get(self.REQ_ID_KEY)
-            if not isinstance(op, str):
-                self.on_bad_message("", req_id, "error:op is required")
-                return
-            if self._paused:
-                self._backlog.append((op, msg, req_id))
+            if not self._paused:
+                self.on_request(frame.get_payload_as_memoryview())
+            elif len(self._backlog) < self.app.config.ws_max_pending_requests:
+                self._backlog.append(frame.get_payload_as_bytes())
             else:
-                self.on_op(op, msg, req_id)
-        elif frame.msg_type == WSMsgType.CLOSE:
+                limit = self.app.config.ws_max_pending_requests
+                log.warning("closing %s %s: more than %d requests queued", type(self).__name__, self.conn_id, limit)
+                self.close(WSCloseCode.POLICY_VIOLATION, f"too many requests queued (limit {limit})")
+        elif msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
+
+    def on_request(self, data: bytes | memoryview) -> None:
+        """Handle one client message (a text or binary frame's payload)."""
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError:  # also JSON nested past orjson's own limit
+            self.on_bad_message("", None, "error:request not json")
+            return
+        if not isinstance(msg, dict):
+            self.on_bad_message("", None, "error:request not json object")
+            return
+        op = msg.get("op")
+        problem = shape_error(msg)
+        if problem is not None:
+            self.on_bad_message(op if isinstance(op, str) else "", None, f"error:request {problem}")
+            return
+        req_id = msg.get(self.REQ_ID_KEY)
+        if req_id is not None and not is_req_id(req_id):
+            self.on_bad_message(
+                op if isinstance(op, str) else "",
+                None,
+                f"error:{self.REQ_ID_KEY} must be a string of at most {MAX_REQ_ID_CHARS} chars or an integer",
+            )
+            return
+        if not isinstance(op, str):
+            self.on_bad_message("", req_id, "error:op is required")
+            return
+        try:
+            self.on_op(op, msg, req_id)
+        except Exception:
+            # A bug, not the client's fault, but it must not close this connection with 1011 or
+            # lose the frames behind it: log it and answer like any other refusal.
+            log.exception("%s %s: op %r failed", type(self).__name__, self.conn_id, op)
+            self.on_bad_message(op, req_id, "error:internal error")
 
     def on_op(self, op: str, msg: dict[str, Any], req_id: Any) -> None:
         raise NotImplementedError
@@ -110,11 +205,12 @@ class BaseListener(WSListener):
     def resume(self, then: Callable[[], None]) -> None:
         """Run ``then`` (unless the connection is gone), then the frames that queued meanwhile."""
         self._paused = False
-        if self.transport is None:
+        if self.transport is None or self._closing:
             return
         then()
-        while self._backlog and not self._paused:
-            self.on_op(*self._backlog.popleft())
+        backlog = self._backlog
+        while backlog and not self._paused and not self._closing:
+            self.on_request(backlog.popleft())
 
     def after_ack_delay(self, then: Callable[[], None]) -> None:
         """Run ``then`` (a subscribe) after ``ack_delay_ms``, holding later frames behind it.
@@ -228,10 +324,17 @@ class PrivateListener(BaseListener):
                 self.auth_reply(req_id, False)
             else:
                 # The ack waits until the engine builds this account's pushes, so nothing the
-                # account does after the ack can be missed; frames behind it wait too.
+                # account does after the ack can be missed; frames behind it wait too. Without
+                # an answer from the engine (the state service is down) the auth fails.
                 self.api_key = api_key
                 self.pause()
-                self.authenticated(lambda: self.resume(lambda: self.auth_reply(req_id, True)))
+
+                def acked(ok: bool) -> None:
+                    if not ok:
+                        self.api_key = None
+                    self.resume(lambda: self.auth_reply(req_id, ok, unavailable=not ok))
+
+                self.authenticated(acked)
 
         if key is not None and key not in self.app.secrets:
             # Possibly an account added at run time: look again before refusing.
@@ -240,12 +343,19 @@ class PrivateListener(BaseListener):
         else:
             decide()
 
-    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False) -> None:
-        ret_msg = "" if ok else "Repeat auth" if repeat else "Params Error"
+    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False, unavailable: bool = False) -> None:
+        if ok:
+            ret_msg = ""
+        elif repeat:
+            ret_msg = "Repeat auth"
+        elif unavailable:
+            ret_msg = "error:state service unavailable, retry later"
+        else:
+            ret_msg = "Params Error"
         self.send(messages.private_ack("auth", self.conn_id, req_id, ok, ret_msg))
 
-    def authenticated(self, then: Callable[[], None]) -> None:
-        """The account's pushes reach this connection from now on; ``then`` sends the ack."""
+    def authenticated(self, then: Callable[[bool], None]) -> None:
+        """Route the account's pushes here; ``then(ok)`` sends the ack once the engine answered."""
         self.app.private_authenticated(self, then)
 
     def subscribe(self, msg: dict[str, Any], req_id: Any) -> None:

@@ -2,7 +2,8 @@
 
 The channel authenticates like ``/v5/private`` but answers in the trade shape
 (``retCode``/``retMsg``/``connId``; pybit's ``WebSocketTrading`` accepts nothing else). Each
-order op carries a ``reqId`` (echoed; a repeat on the connection gets 20006), a ``header``
+order op carries a ``reqId`` (echoed; a repeat of one of the connection's last
+:data:`REQ_ID_WINDOW` gets 20006), a ``header``
 block whose ``X-BAPI-TIMESTAMP`` follows the REST recv-window rule (10002), and ``args``
 holding exactly one REST-shaped request. The engine runs it as the REST endpoint would, and
 the reply carries Bybit's header block (rate-limit fields, ``Traceid``, ``Timenow``).
@@ -14,6 +15,7 @@ the callback for a ``reqId``, so an instant reply would be dropped as unregister
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ import orjson
 
 from ..bybit import auth, errors
 from ..bybit.errors import BybitError
+from ..bybit.payload import check_shape
 from ..service.client import Reply
 from .listeners import PrivateListener, now_ms
 
@@ -30,6 +33,34 @@ if TYPE_CHECKING:
 #: op -> engine command
 ORDER_OPS = {"order.create": "order_create", "order.amend": "order_amend", "order.cancel": "order_cancel"}
 MAX_REQ_ID = 36
+#: How many of a connection's latest order-op reqIds are remembered for the duplicate check: a
+#: soak test's connection sends millions, and only a recent repeat is plausibly a resend.
+REQ_ID_WINDOW = 10_000
+
+
+class RecentIds:
+    """The latest ``size`` distinct ids, the oldest forgotten first."""
+
+    __slots__ = ("_order", "_seen", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._order: deque[str] = deque()
+        self._seen: set[str] = set()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, item: str) -> None:
+        if item in self._seen:
+            return
+        self._seen.add(item)
+        self._order.append(item)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
 
 
 class TradeListener(PrivateListener):
@@ -37,11 +68,11 @@ class TradeListener(PrivateListener):
 
     def __init__(self, app: WsApp) -> None:
         super().__init__(app)
-        self.req_ids: set[str] = set()
+        self.req_ids = RecentIds(REQ_ID_WINDOW)
 
-    def authenticated(self, then: Callable[[], None]) -> None:
-        """Order entry only: this connection gets no pushes."""
-        then()
+    def authenticated(self, then: Callable[[bool], None]) -> None:
+        """Order entry only, so no pushes to route; still, no success without the engine."""
+        self.app.trade_authenticated(self, then)
 
     def reply(self, op: str, code: int, msg: str, req_id: Any = None, **fields: Any) -> None:
         body: dict[str, Any] = {}
@@ -51,11 +82,13 @@ class TradeListener(PrivateListener):
         body["connId"] = self.conn_id
         self.send(orjson.dumps(body))
 
-    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False) -> None:
+    def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False, unavailable: bool = False) -> None:
         if ok:
             self.reply("auth", 0, "OK", req_id)
         elif repeat:
             self.reply("auth", 20001, "Repeat auth", req_id)
+        elif unavailable:
+            self.reply("auth", errors.SERVER_ERROR, "Server error: state service unavailable", req_id)
         else:
             self.reply("auth", errors.SIGN_ERROR, "Invalid sign", req_id)
 
@@ -92,6 +125,9 @@ class TradeListener(PrivateListener):
         args = msg.get("args")
         if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
             raise errors.params_error("args must hold exactly one request object")
+        # The frame as a whole was shape-checked; checking the request itself keeps that promise
+        # local, since it is pickled to the state service on a channel every client shares.
+        check_shape(args[0], "args[0]")
 
         def done(reply: Reply) -> None:
             code, value = reply
