@@ -139,5 +139,6 @@ class MockExchange:
 
     @property
     def restarts(self) -> list[Restart]:
-        """Workers the supervisor has replaced since start."""
+        """Processes the supervisor has replaced since start, oldest first: workers, and the
+        state service (``name == "state"``; a new one starts from the configured start)."""
         return list(self._sup().restarts)

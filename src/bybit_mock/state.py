@@ -3,6 +3,10 @@
 Each method is one call to the state service (a blocking round trip of tens of
 microseconds), made from the caller's thread: fine in tests, never in an event loop's hot path.
 Changes made here are "behind the client's back": the next REST call or stream sees them.
+
+If the state service is killed, the supervisor starts a new one from the configured start;
+calls raise ``ConnectionError`` while it is down and work again once it is back (the first
+call after the restart reconnects).
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ from typing import Any
 
 from .config import AccountConfig, Category, Side
 from .engine.views import CoinView, ExecutionView, OrderView, PositionView
-from .service.manager import ExchangeProxy, connect
+from .service.manager import StateProxy
 
 
 class MockExchangeState:
     def __init__(self, address: Any, authkey: bytes) -> None:
-        self._proxy: ExchangeProxy = connect(address, authkey)
+        self._proxy = StateProxy(address, authkey)
 
     def reset(self) -> None:
         """Back to the configured start: accounts, balances, positions, prices."""
@@ -101,10 +105,10 @@ class MockExchangeState:
         Subscribers get a fresh snapshot; prices stay where they are or where
         :meth:`set_mark_price` puts them. :meth:`thaw_market` and :meth:`reset` undo it.
         """
-        self._proxy.freeze_market(category, symbol, True)
+        self._proxy.freeze_market(symbol, category, True)
 
     def thaw_market(self, symbol: str | None = None, category: Category | None = None) -> None:
-        self._proxy.freeze_market(category, symbol, False)
+        self._proxy.freeze_market(symbol, category, False)
 
     # -- orders and fills -------------------------------------------------------------------
 

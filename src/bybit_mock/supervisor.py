@@ -16,6 +16,16 @@ A watcher thread waits on the workers' sentinels and replaces any that exits whi
 not stopping (logged, with its exit code). ``close()`` sends SIGTERM to every worker, then
 SIGKILL to any still alive after a grace period, then shuts the Manager down; each child also
 polls its parent pid and exits if the supervisor vanished, so no process outlives it.
+
+The watcher also waits on the state service. Its death is logged once, as CRITICAL: every
+state-backed request answers 10016 until a new one is up, and the state it held is lost. A new
+state service is started at once from the configured start, **on the same address and
+authkey**, so workers and test proxies find it where they look and reconnect by themselves
+(``service/client.py``, ``service/events.py``, ``service/manager.StateProxy``); they tell it
+from the old one by the engine's ``instance`` id. The address is a Unix socket in a directory
+the supervisor owns: the dead server leaves its socket file behind, which is unlinked before
+the new one binds. Restarts of any process are recorded in ``restarts`` and bounded: one that
+died :data:`RESTART_BURST` times within :data:`RESTART_WINDOW` seconds waits a second first.
 """
 
 from __future__ import annotations
@@ -23,8 +33,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,9 +59,11 @@ WorkerMain = Callable[[WorkerSpec, Connection], None]
 
 #: Seconds a worker gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 3.0
-#: A worker that dies this many times within RESTART_WINDOW seconds is restarted with a pause.
+#: A process that dies this many times within RESTART_WINDOW seconds is restarted with a pause.
 RESTART_BURST = 5
 RESTART_WINDOW = 10.0
+#: Seconds between attempts when a new state service fails to start.
+STATE_RETRY_DELAY = 1.0
 
 
 _SPAWN_LOCK = threading.Lock()
@@ -94,10 +109,27 @@ class _Worker:
 
 @dataclass(frozen=True)
 class Restart:
+    """A replaced process: ``name`` is ``state``, ``rest-0``, ``ws-1`` ..."""
+
     name: str
     old_pid: int | None
     exitcode: int | None
     new_pid: int | None
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit code unknown"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _recent_deaths(deaths: list[float], now: float) -> list[float]:
+    return [t for t in deaths if now - t < RESTART_WINDOW] + [now]
 
 
 class Supervisor:
@@ -106,6 +138,9 @@ class Supervisor:
         self.config = config
         self._ctx = multiprocessing.get_context("spawn")
         self._manager: StateManager | None = None
+        self._state_dir: str | None = None
+        self._state_address = ""
+        self._state_deaths: list[float] = []
         self._reserved: list[socket.socket] = []
         self._workers: list[_Worker] = []
         self._stopping = threading.Event()
@@ -127,9 +162,9 @@ class Supervisor:
 
     def _start(self) -> None:
         cfg = self.config
-        manager = StateManager(authkey=self.authkey, ctx=self._ctx)
-        with _children_skip_main():
-            manager.start(init_state_service, (cfg, os.getpid()))
+        self._state_dir = tempfile.mkdtemp(prefix="bybit-mock-")
+        self._state_address = os.path.join(self._state_dir, "state")
+        manager = self._start_state(self._state_address)
         self._manager = manager
         try:
             rest_sock = reuseport_socket(cfg.host, cfg.rest_port)
@@ -145,7 +180,7 @@ class Supervisor:
             ("ws", cfg.ws_workers, self.ws_port, ws_worker.main),
         ):
             for index in range(count):
-                spec = WorkerSpec(role, index, cfg, port, manager.address, self.authkey, os.getpid())
+                spec = WorkerSpec(role, index, cfg, port, self._state_address, self.authkey, os.getpid())
                 self._workers.append(_Worker(spec, main))
         pending = [(w, self._spawn(w)) for w in self._workers]
         deadline = time.monotonic() + cfg.start_timeout
@@ -154,6 +189,17 @@ class Supervisor:
         self._watcher = threading.Thread(target=self._watch, name="bybit-mock-supervisor", daemon=True)
         self._watcher.start()
         log.info("bybit-mock ready: REST port %d, WS port %d", self.rest_port, self.ws_port)
+
+    def _start_state(self, address: str) -> StateManager:
+        """Start a state service on ``address``; returns once it serves (its engine is built)."""
+        try:
+            os.unlink(address)  # a dead server's socket file: binding over it fails
+        except FileNotFoundError:
+            pass
+        manager = StateManager(address=address, authkey=self.authkey, ctx=self._ctx)
+        with _children_skip_main():
+            manager.start(init_state_service, (self.config, os.getpid()))
+        return manager
 
     def _spawn(self, worker: _Worker) -> Connection:
         reader, writer = self._ctx.Pipe(duplex=False)
@@ -184,39 +230,72 @@ class Supervisor:
     # -- watch and restart ------------------------------------------------------------------
 
     def _watch(self) -> None:
-        state_reported = False  # say it once: a dead process's sentinel stays ready forever
         while not self._stopping.is_set():
             with self._lock:
                 sentinels = {w.process.sentinel: w for w in self._workers if w.process is not None}
-            state = self._manager._process if self._manager is not None else None  # type: ignore[attr-defined]
+                manager = self._manager
+            state: BaseProcess | None = manager._process if manager is not None else None  # type: ignore[attr-defined]
             watched: list[Any] = list(sentinels)
-            if state is not None and not state_reported:
+            if state is not None:
                 watched.append(state.sentinel)
-            else:
-                state = None
-            for ready in wait(watched, timeout=0.25):
+            ready = wait(watched, timeout=0.25)
+            if self._stopping.is_set():
+                return
+            # The state service first: a worker restarted without it could not load its secrets.
+            if manager is not None and state is not None and state.sentinel in ready:
+                self._restart_state(manager, state)
+            for sentinel in ready:
                 if self._stopping.is_set():
                     return
-                if state is not None and ready == state.sentinel:
-                    log.critical("the state service exited (code %s); REST and WS answer 10016", state.exitcode)
-                    state_reported = True
-                    state = None
-                    continue
-                worker = sentinels.get(ready) if isinstance(ready, int) else None
+                worker = sentinels.get(sentinel) if isinstance(sentinel, int) else None
                 if worker is not None:
                     self._restart(worker)
+
+    def _restart_state(self, manager: StateManager, old: BaseProcess) -> None:
+        old.join(0.1)
+        self._state_deaths = _recent_deaths(self._state_deaths, time.monotonic())
+        log.critical(
+            "the state service (pid %s) died (%s): its state is lost and every state-backed request answers "
+            "10016 until it is back; starting a new one from the configured start",
+            old.pid,
+            describe_exit(old.exitcode),
+        )
+        # The old manager's finalizer would, at interpreter exit, talk to whatever then serves
+        # the address; run it now, while it can only find the process dead.
+        manager.shutdown()
+        if len(self._state_deaths) >= RESTART_BURST and self._wait_after_burst("the state service"):
+            return
+        address = self._state_address
+        new: StateManager | None = None
+        while new is None:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    new = self._start_state(address)
+                except Exception as exc:
+                    log.error("a new state service failed to start (%s); retrying", exc)
+                else:
+                    self._manager = new
+            if new is None and self._stopping.wait(STATE_RETRY_DELAY):
+                return
+        pid = new._process.pid  # type: ignore[attr-defined]
+        log.warning("a new state service (pid %s) is serving at the same address", pid)
+        self.restarts.append(Restart("state", old.pid, old.exitcode, pid))
+
+    def _wait_after_burst(self, name: str) -> bool:
+        """Pause before restarting something that keeps dying; True if we are stopping instead."""
+        log.error("%s keeps dying; waiting 1 s before the next restart", name)
+        return self._stopping.wait(1.0)
 
     def _restart(self, worker: _Worker) -> None:
         old = worker.process
         assert old is not None
         old.join(0.1)
-        now = time.monotonic()
-        worker.deaths = [t for t in worker.deaths if now - t < RESTART_WINDOW] + [now]
-        log.warning("%s (pid %s) exited with code %s; restarting", worker.spec.name, old.pid, old.exitcode)
-        if len(worker.deaths) >= RESTART_BURST:
-            log.error("%s keeps dying; waiting 1 s before the next restart", worker.spec.name)
-            if self._stopping.wait(1.0):
-                return
+        worker.deaths = _recent_deaths(worker.deaths, time.monotonic())
+        log.warning("%s (pid %s) exited (%s); restarting", worker.spec.name, old.pid, describe_exit(old.exitcode))
+        if len(worker.deaths) >= RESTART_BURST and self._wait_after_burst(worker.spec.name):
+            return
         with self._lock:
             if self._stopping.is_set():
                 return
@@ -231,10 +310,11 @@ class Supervisor:
     # -- introspection ----------------------------------------------------------------------
 
     @property
-    def state_address(self) -> Any:
+    def state_address(self) -> str:
+        """Where the state service listens; a restarted one listens at the same address."""
         if self._manager is None:
             raise RuntimeError("the supervisor is not running")
-        return self._manager.address
+        return self._state_address
 
     def pids(self) -> dict[str, int]:
         """Role name -> pid for every live child: ``state``, ``rest-0`` ..., ``ws-0`` ..."""
@@ -267,12 +347,16 @@ class Supervisor:
                 log.warning("%s did not stop within %.0f s; killing it", p.name, STOP_GRACE)
                 p.kill()
                 p.join(1.0)
-        if self._manager is not None:
+        with self._lock:
+            manager, self._manager = self._manager, None
+        if manager is not None:
             try:
-                self._manager.shutdown()
+                manager.shutdown()
             except Exception as exc:  # already gone
                 log.debug("state service shutdown: %s", exc)
-            self._manager = None
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
         for sock in self._reserved:
             sock.close()
         self._reserved.clear()

@@ -5,7 +5,8 @@ survive ``fork``). It:
 
 1. ignores SIGINT (Ctrl-C reaches the whole process group; the supervisor orders the stop)
    and stops gracefully on SIGTERM;
-2. runs a uvloop event loop with its batching state client;
+2. runs a uvloop event loop with its batching state client (which reconnects by itself if
+   the state service dies and is replaced);
 3. binds its listening socket with ``SO_REUSEPORT`` on the shared port, so N workers share one
    port and the kernel spreads connections across them;
 4. reports ``("ready", pid)`` on its pipe, or ``("error", message)`` if it could not start;

@@ -221,14 +221,3 @@ def test_script_without_main_guard_works(tmp_path: Path, via: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "200"
-
-
-def test_state_service_death_is_reported_once_and_workers_answer_10016(caplog: pytest.LogCaptureFixture) -> None:
-    with MockExchange(MockExchangeConfig.default()) as ex:
-        os.kill(ex.pids()["state"], signal.SIGKILL)
-        time.sleep(1.0)
-        req = urllib.request.Request(f"{ex.rest_url}/v5/market/orderbook?category=linear&symbol=BTCUSDT")
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            assert orjson.loads(resp.read())["retCode"] == 10016
-    reports = [r for r in caplog.records if "state service exited" in r.getMessage()]
-    assert len(reports) == 1

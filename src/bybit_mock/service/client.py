@@ -16,8 +16,25 @@ loop never blocks on the Manager and no thread hands replies over: the first ver
 drain thread, and the GIL handoffs and cross-thread wakeups cost more than the round trips.
 ``round_trips``, ``commands`` and ``max_batch`` count the batching, for tests and benchmarks.
 
-If the service is unreachable, every waiting command gets ``(10016, ...)`` and the next
-command reconnects; a worker never crashes because the state service hiccuped.
+The channel is shared by every request of the worker, so the rules that keep one request from
+hurting the others:
+
+* **A command that cannot be sent fails alone.** A batch is pickled before it is written; if
+  it cannot be (a value nested past the recursion limit), each command is tried on its own,
+  the ones that do not pickle are answered :data:`UNPROCESSABLE`, and the rest go out on the
+  same channel.
+* **A channel given up is closed, and forgotten.** Each channel's callbacks carry the
+  generation they were opened in; the generation moves on whenever the client gives a channel
+  up, so a late reply or loss notice from an old channel is ignored rather than matched
+  against another channel's batches.
+* **An outage is answered at once, and logged once.** When the service is unreachable every
+  waiting command gets ``(10016, ...)``, and while the client waits to retry, new commands
+  get it at once instead of queueing. It reconnects by itself with a short backoff
+  (:data:`RETRY_MIN` doubling to :data:`RETRY_MAX`); one warning starts an outage and one
+  ends it, whatever the request rate. A worker never crashes because the state service went.
+* **A restarted service is a new engine.** Every channel knows the engine's ``instance`` id;
+  when a reconnect finds a different one, :attr:`StateClient.on_new_engine` runs (before any
+  command reaches it), so the worker can drop what it held from the old engine.
 """
 
 from __future__ import annotations
@@ -28,8 +45,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ..bybit.errors import SERVER_ERROR
-from .wire import ManagerChannel, WireReply
+from ..bybit.errors import PARAMS_ERROR, SERVER_ERROR
+from .wire import ManagerChannel, NotSent, WireReply, encode_call
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +58,24 @@ Command = tuple[str, tuple[Any, ...]]
 COALESCED_READS = frozenset({"wallet_balance", "position_list", "secret"})
 
 UNAVAILABLE: Reply = (SERVER_ERROR, "Server error: state service unavailable")
+#: The answer to a command that cannot cross the process boundary (it does not pickle).
+UNPROCESSABLE: Reply = (PARAMS_ERROR, "params error: request cannot be processed")
 
 #: Batches on the wire at once. The server answers a connection's calls in order, so a second
 #: batch queued behind the first keeps the engine busy while the worker answers the first.
 MAX_IN_FLIGHT = 2
 
+#: Reconnect backoff, seconds: the first retry after a loss is immediate (a dropped connection
+#: to a live service comes straight back), then RETRY_MIN doubling up to RETRY_MAX, short
+#: enough that a restarted state service is in use again well within a second.
+RETRY_MIN = 0.05
+RETRY_MAX = 0.5
+
 
 class Channel(Protocol):
+    #: the engine instance this channel reaches
+    instance: str
+
     def call(self, method: str, args: tuple[Any, ...]) -> None: ...
     def close(self) -> None: ...
 
@@ -68,12 +96,23 @@ class StateClient:
         self._opener = opener
         self._loop = loop
         self._channel: Channel | None = None
+        #: moves on whenever a channel is given up; callbacks of other generations are stale
+        self._generation = 0
         self._connecting: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._backoff = 0.0
         self._pending: list[tuple[str, tuple[Any, ...], ReplyCallback]] = []
         #: per batch in flight: for each command sent, the callbacks waiting on its reply
         self._in_flight: deque[list[list[ReplyCallback]]] = deque()
         self._flush_scheduled = False
         self._closed = False
+        #: loop time the current outage began (None while connected), and what it has cost
+        self._outage_since: float | None = None
+        self._outage_answered = 0
+        #: the engine instance of the latest channel (None before the first connects)
+        self.instance: str | None = None
+        #: called with the new instance id when a reconnect reaches a different engine
+        self.on_new_engine: Callable[[str], None] | None = None
         self.round_trips = 0
         self.commands = 0
         self.max_batch = 0
@@ -84,16 +123,31 @@ class StateClient:
 
     def close(self) -> None:
         self._closed = True
+        self._generation += 1
         if self._connecting is not None:
             self._connecting.cancel()
-        if self._channel is not None:
-            self._channel.close()
-        self._fail_all("state client closed")
+            self._connecting = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+        self._fail_all()
+
+    @property
+    def connected(self) -> bool:
+        """Whether a channel to the state service is open now."""
+        return self._channel is not None
 
     def submit(self, op: str, args: tuple[Any, ...], callback: ReplyCallback) -> None:
         """Queue a command; ``callback`` runs on the event loop with its reply."""
         if self._closed:
             callback(UNAVAILABLE)
+            return
+        if self._waiting_to_retry():
+            self._outage_answered += 1
+            _deliver(callback, UNAVAILABLE)
             return
         self._pending.append((op, args, callback))
         if not self._flush_scheduled and len(self._in_flight) < MAX_IN_FLIGHT:
@@ -117,8 +171,12 @@ class StateClient:
         self._flush_scheduled = False
         if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
             return
-        if self._channel is None:
-            self._ensure_connecting()
+        channel = self._channel
+        if channel is None:
+            if self._waiting_to_retry():
+                self._fail_all()
+            else:
+                self._ensure_connecting()
             return
         commands: list[Command] = []
         waiting: list[list[ReplyCallback]] = []
@@ -135,19 +193,61 @@ class StateClient:
         self.max_batch = max(self.max_batch, len(self._pending))
         self._pending = []
         self.round_trips += 1
+        self._send(channel, commands, waiting)
+
+    def _send(self, channel: Channel, commands: list[Command], waiting: list[list[ReplyCallback]]) -> None:
         self._in_flight.append(waiting)
         try:
-            self._channel.call("apply_batch", (commands,))
+            channel.call("apply_batch", (commands,))
+        except NotSent as exc:
+            self._in_flight.pop()  # nothing was written: the channel is as good as before
+            self._send_sendable(channel, commands, waiting, exc)
         except Exception as exc:
-            self._lost(str(exc))
+            self._lost(str(exc) or type(exc).__name__)
 
-    def _on_reply(self, reply: WireReply) -> None:
+    def _send_sendable(
+        self, channel: Channel, commands: list[Command], waiting: list[list[ReplyCallback]], why: NotSent
+    ) -> None:
+        """The batch did not pickle: answer the commands that do not, send the others."""
+        bad = [i for i, command in enumerate(commands) if not _sendable(command)]
+        refused: list[ReplyCallback] = [callback for i in bad for callback in waiting[i]]
+        unavailable: list[ReplyCallback] = []
+        if bad:
+            log.warning("%d command(s) cannot be sent to the state service (%s); answered 10001", len(bad), why)
+            skip = set(bad)
+            keep = [i for i in range(len(commands)) if i not in skip]
+        else:  # each command pickles alone, the batch does not: no way to tell; fail it, keep the channel
+            log.error("a batch of %d command(s) cannot be sent to the state service (%s)", len(commands), why)
+            keep = []
+            unavailable = [callback for callbacks in waiting for callback in callbacks]
+        if keep:
+            rest = [commands[i] for i in keep]
+            self._in_flight.append([waiting[i] for i in keep])
+            try:
+                channel.call("apply_batch", (rest,))
+            except NotSent as exc:
+                log.error("a batch of %d command(s) cannot be sent to the state service (%s)", len(rest), exc)
+                unavailable = [callback for callbacks in self._in_flight.pop() for callback in callbacks]
+            except Exception as exc:
+                self._lost(str(exc) or type(exc).__name__)
+        # Callbacks run last: one may submit or even close the client.
+        for callback in refused:
+            _deliver(callback, UNPROCESSABLE)
+        for callback in unavailable:
+            _deliver(callback, UNAVAILABLE)
+
+    def _on_reply(self, generation: int, reply: WireReply) -> None:
+        if generation != self._generation:
+            return  # a channel given up: its batches were answered when it was
+        if not self._in_flight:
+            log.error("state service sent a reply nobody waits for; ignored")
+            return
         waiting = self._in_flight.popleft()
         kind, value = reply
-        if kind == "#RETURN":
+        if kind == "#RETURN" and isinstance(value, list) and len(value) == len(waiting):
             replies: list[Reply] = value
         else:
-            log.error("state service failed a batch: %s", value)
+            log.error("state service failed a batch: %s", value if kind != "#RETURN" else "reply of the wrong shape")
             replies = [UNAVAILABLE] * len(waiting)
         for callbacks, answer in zip(waiting, replies, strict=True):
             for callback in callbacks:
@@ -157,37 +257,109 @@ class StateClient:
 
     # -- connection -------------------------------------------------------------------------
 
+    def _waiting_to_retry(self) -> bool:
+        """In an outage, between attempts: commands are answered at once, not queued."""
+        return self._channel is None and self._connecting is None and self._outage_since is not None
+
     def _ensure_connecting(self) -> None:
         if self._closed or self._channel is not None or self._connecting is not None:
             return
-        self._connecting = self._loop.create_task(self._connect())
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        self._connecting = self._loop.create_task(self._connect(self._generation))
 
-    async def _connect(self) -> None:
+    async def _connect(self, generation: int) -> None:
         try:
-            self._channel = await self._opener(self._on_reply, self._lost)
+            channel = await self._opener(
+                lambda reply: self._on_reply(generation, reply), lambda why: self._on_lost(generation, why)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("cannot reach the state service (%s); %d command(s) answered 10016", exc, len(self._pending))
-            self._fail_all(str(exc))
-        finally:
             self._connecting = None
-        if self._pending:
+            self._outage(str(exc) or type(exc).__name__)
+            self._fail_all()
+            self._schedule_retry()
+            return
+        self._connecting = None
+        if generation != self._generation:  # closed, or the channel was lost before we got it
+            channel.close()
+            self._schedule_retry()
+            return
+        self._channel = channel
+        self._backoff = 0.0
+        if self._outage_since is not None:
+            log.warning(
+                "state service reachable again after %.1f s (%d command(s) answered 10016 meanwhile)",
+                self._loop.time() - self._outage_since,
+                self._outage_answered,
+            )
+            self._outage_since = None
+        previous, self.instance = self.instance, channel.instance
+        if previous is not None and previous != channel.instance and self.on_new_engine is not None:
+            log.warning("the state service was restarted: a new engine (%s, was %s)", channel.instance, previous)
+            try:
+                self.on_new_engine(channel.instance)
+            except Exception:
+                log.exception("new-engine handler failed")
+        if self._pending and self._channel is channel:
             self._flush()
 
-    def _lost(self, why: str) -> None:
-        if self._channel is not None and not self._closed:
-            log.warning("state service connection lost (%s)", why)
-        self._channel = None
-        self._fail_all(why)
+    def _on_lost(self, generation: int, why: str) -> None:
+        if generation == self._generation:
+            self._lost(why)
 
-    def _fail_all(self, why: str) -> None:
+    def _lost(self, why: str) -> None:
+        """Give the current channel up: close it, answer what waited on it, reconnect."""
+        channel, self._channel = self._channel, None
+        self._generation += 1
+        if channel is not None:
+            channel.close()
+        if self._closed:
+            return
+        self._outage(why)
+        self._fail_all()
+        self._schedule_retry()
+
+    def _outage(self, why: str) -> None:
+        if self._outage_since is None and not self._closed:
+            self._outage_since = self._loop.time()
+            self._outage_answered = 0
+            log.warning(
+                "state service unavailable (%s): state-backed requests answer 10016 until it is back; reconnecting",
+                why,
+            )
+
+    def _schedule_retry(self) -> None:
+        if self._closed or self._retry is not None or self._connecting is not None:
+            return
+        delay, self._backoff = self._backoff, min(max(self._backoff * 2, RETRY_MIN), RETRY_MAX)
+        self._retry = self._loop.call_later(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._ensure_connecting()
+
+    def _fail_all(self) -> None:
         waiting = [callback for batch in self._in_flight for callbacks in batch for callback in callbacks]
         waiting += [callback for _, _, callback in self._pending]
         self._in_flight.clear()
         self._pending = []
+        if self._outage_since is not None:
+            self._outage_answered += len(waiting)
         for callback in waiting:
             _deliver(callback, UNAVAILABLE)
+
+
+def _sendable(command: Command) -> bool:
+    """Whether ``command`` pickles as part of a batch: the frame is built exactly as the batch's
+    is, so the nesting depth (what a ``RecursionError`` depends on) is the same."""
+    try:
+        encode_call("", "apply_batch", ([command],))
+    except NotSent:
+        return False
+    return True
 
 
 def _coalesce(slot: dict[tuple[str, tuple[Any, ...]], int], key: Command, next_index: int) -> int | None:
@@ -195,7 +367,7 @@ def _coalesce(slot: dict[tuple[str, tuple[Any, ...]], int], key: Command, next_i
     op, args = key
     try:
         index = slot.setdefault((op, tuple(_frozen(arg) for arg in args)), next_index)
-    except TypeError:  # unhashable arguments (a list in a JSON body): never coalesced
+    except (TypeError, RecursionError):  # unhashable arguments (a list in a JSON body): never coalesced
         return None
     return None if index == next_index else index
 

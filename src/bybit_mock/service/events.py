@@ -3,6 +3,15 @@
 It has its own Manager connection, because a long-poll blocks for up to a second and must
 not hold up the batching client's round trips. Events reach the event loop in one
 ``call_soon_threadsafe`` per poll, in log order.
+
+A cursor means something only to the engine that issued it, so the poller holds the pair
+(engine instance, cursor). When the connection breaks it reconnects by itself (backoff
+:data:`RETRY_MIN` doubling to :data:`RETRY_MAX`, one warning per outage). If the engine it
+reaches is not the one its cursor belongs to (the state service was restarted), it does not
+poll: the worker resynchronises on its own channel (market models and their cursor, from one
+engine, in one batch) and hands the poller the new pair with :meth:`EventPoller.resync`.
+Polling the new engine with the old cursor would either block until the new log catches up
+with a number it never had, or deliver another engine's events as if they were ours.
 """
 
 from __future__ import annotations
@@ -12,59 +21,129 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 1.0
-RETRY_DELAY = 0.5
+RETRY_MIN = 0.05
+RETRY_MAX = 0.5
 
 Event = tuple[str, Any]
 
 
 class EventSource(Protocol):
+    def instance(self) -> str: ...
     def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[Event]]: ...
 
 
-class EventPoller:
+Source = TypeVar("Source", bound=EventSource)
+
+
+class EventPoller(Generic[Source]):
+    """``connect`` makes a source (a proxy); ``discard`` retires one whose connection broke."""
+
     def __init__(
         self,
-        connect: Callable[[], EventSource],
+        connect: Callable[[], Source],
         loop: asyncio.AbstractEventLoop,
         handle: Callable[[list[Event]], None],
         cursor: int,
+        instance: str,
+        discard: Callable[[Source], None] | None = None,
     ) -> None:
         self._connect = connect
+        self._discard = discard
         self._loop = loop
         self._handle = handle
-        self.cursor = cursor
+        self._cond = threading.Condition()
+        self._cursor = cursor
+        self._instance = instance
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="event-poller", daemon=True)
+
+    @property
+    def cursor(self) -> int:
+        with self._cond:
+            return self._cursor
+
+    @property
+    def instance(self) -> str:
+        with self._cond:
+            return self._instance
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         """Ask the thread to end; it is a daemon, so a poll in flight never delays shutdown."""
-        self._stopping = True
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def resync(self, instance: str, cursor: int) -> None:
+        """Poll ``instance`` from ``cursor`` on (from the loop, once the worker has reloaded)."""
+        with self._cond:
+            self._instance, self._cursor = instance, cursor
+            self._cond.notify_all()
 
     def _run(self) -> None:
-        source: EventSource | None = None
+        source: Source | None = None
+        source_instance = ""
+        backoff = 0.0
+        down_since: float | None = None
         while not self._stopping:
             try:
                 if source is None:
                     source = self._connect()
-                cursor, events = source.wait_events(self.cursor, POLL_TIMEOUT)
+                    source_instance = source.instance()
+                    backoff = 0.0
+                    if down_since is not None:
+                        log.warning("event poller reconnected after %.1f s", time.monotonic() - down_since)
+                        down_since = None
+                with self._cond:
+                    if self._instance != source_instance:
+                        # A new engine: wait for the worker's resync to hand us its cursor.
+                        self._cond.wait_for(partial(self._synced_to, source_instance), POLL_TIMEOUT)
+                    polled = (self._instance, self._cursor)
+                if self._stopping:
+                    return
+                if polled[0] != source_instance:
+                    # Still no cursor for it; make sure it is still the engine we reach.
+                    if source.instance() != source_instance:
+                        raise ConnectionError("the state service changed engines")
+                    continue
+                cursor, events = source.wait_events(polled[1], POLL_TIMEOUT)
             except Exception as exc:
                 if self._stopping:
                     return
-                log.warning("event poll failed (%s); retrying", exc)
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning(
+                        "event poll failed (%s); reconnecting until the state service is back",
+                        str(exc) or type(exc).__name__,
+                    )
+                if source is not None and self._discard is not None:
+                    self._discard(source)
                 source = None
-                time.sleep(RETRY_DELAY)
+                time.sleep(backoff)
+                backoff = min(max(backoff * 2, RETRY_MIN), RETRY_MAX)
                 continue
-            self.cursor = cursor
+            with self._cond:
+                if (self._instance, self._cursor) != polled:
+                    continue  # resynced meanwhile: these events answer a cursor no longer ours
+                self._cursor = cursor
             if events and not self._stopping:
                 try:
-                    self._loop.call_soon_threadsafe(self._handle, events)
+                    self._loop.call_soon_threadsafe(self._deliver, polled[0], events)
                 except RuntimeError:  # loop closed: the worker is shutting down
                     return
+
+    def _synced_to(self, instance: str) -> bool:
+        return self._stopping or self._instance == instance
+
+    def _deliver(self, instance: str, events: list[Event]) -> None:
+        # On the loop: a resync that ran after this poll returned makes its events stale.
+        if instance == self._instance:
+            self._handle(events)

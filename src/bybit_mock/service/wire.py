@@ -6,10 +6,14 @@ that the server's ``serve_client`` loop reads one request at a time, answering e
 big-endian length (an 8-byte one after ``-1`` for frames over 2 GiB), as in
 ``multiprocessing.connection``.
 
-The blocking parts (the HMAC challenge and the two setup requests) run once per connection
-in the default executor, through ``multiprocessing.connection.Client``;
-after that the socket belongs to the event loop, so a round trip costs no thread, no GIL
-handoff and no loop wakeup beyond the socket becoming readable.
+The blocking parts (the HMAC challenge, the two setup requests and asking the engine for its
+``instance`` id) run once per connection in the default executor, through
+``multiprocessing.connection.Client``; after that the socket belongs to the event loop, so a
+round trip costs no thread, no GIL handoff and no loop wakeup beyond the socket becoming readable.
+
+A request is pickled whole before a byte of it is written: one that cannot be pickled (a
+``RecursionError`` on a deeply nested value, say) raises :class:`NotSent` and leaves the
+connection exactly as it was, so the caller can drop that request and go on using it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,21 @@ _MAX_SMALL = 0x7FFFFFFF
 WireReply = tuple[str, Any]
 
 
+class NotSent(ValueError):
+    """A request could not be encoded; nothing was written and the connection is intact."""
+
+
+def encode_call(ident: str, method: str, args: tuple[Any, ...]) -> bytes:
+    """One call's frame (length header and pickle); raises :class:`NotSent` if it cannot be pickled."""
+    try:
+        frame = pickle.dumps((ident, method, args, {}), pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # RecursionError, PicklingError, TypeError ...: whatever pickle raises
+        raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+    size = len(frame)
+    header = _SIZE.pack(size) if size <= _MAX_SMALL else _SIZE.pack(-1) + _BIG_SIZE.pack(size)
+    return header + frame
+
+
 def _request(conn: Connection, method: str, args: tuple[Any, ...]) -> Any:
     """A blocking server-level request (what ``multiprocessing.managers.dispatch`` sends)."""
     conn.send((None, method, args, {}))
@@ -40,8 +59,9 @@ def _request(conn: Connection, method: str, args: tuple[Any, ...]) -> Any:
     return value
 
 
-def _open_socket(address: Any, authkey: bytes, typeid: str, name: str) -> tuple[str, socket.socket]:
-    """Blocking: authenticate, look up the shared object's id, switch a connection to calls."""
+def _open_socket(address: Any, authkey: bytes, typeid: str, name: str) -> tuple[str, str, socket.socket]:
+    """Blocking: authenticate, look up the shared object's id, switch a connection to calls,
+    and ask the engine which instance it is (see :attr:`ManagerChannel.instance`)."""
     setup = Client(address, authkey=authkey)
     try:
         ident, _exposed = _request(setup, "create", (typeid,))
@@ -50,11 +70,15 @@ def _open_socket(address: Any, authkey: bytes, typeid: str, name: str) -> tuple[
     conn = Client(address, authkey=authkey)
     try:
         _request(conn, "accept_connection", (name,))
+        conn.send((ident, "instance", (), {}))
+        kind, instance = conn.recv()
+        if kind != "#RETURN":
+            raise ConnectionError(f"state service refused 'instance': {instance}")
         sock = socket.socket(fileno=os.dup(conn.fileno()))
     finally:
         conn.close()
     sock.setblocking(False)
-    return ident, sock
+    return ident, str(instance), sock
 
 
 class ManagerChannel(asyncio.Protocol):
@@ -62,10 +86,15 @@ class ManagerChannel(asyncio.Protocol):
 
     Calls may be pipelined: the server answers them in order, and ``on_reply`` receives each
     answer in that order. ``on_lost`` runs once when the connection ends, for any reason.
+    ``instance`` is the engine's instance id as of the connection: a restarted state service
+    has a new one, which is how a client tells a new engine from a reconnect to the same one.
     """
 
-    def __init__(self, ident: str, on_reply: Callable[[WireReply], None], on_lost: Callable[[str], None]) -> None:
+    def __init__(
+        self, ident: str, instance: str, on_reply: Callable[[WireReply], None], on_lost: Callable[[str], None]
+    ) -> None:
         self.ident = ident
+        self.instance = instance
         self._on_reply = on_reply
         self._on_lost = on_lost
         self._buffer = bytearray()
@@ -82,17 +111,20 @@ class ManagerChannel(asyncio.Protocol):
     ) -> ManagerChannel:
         loop = asyncio.get_running_loop()
         name = f"pid-{os.getpid()}"
-        ident, sock = await loop.run_in_executor(None, _open_socket, address, authkey, typeid, name)
-        _, channel = await loop.connect_accepted_socket(lambda: cls(ident, on_reply, on_lost), sock)
+        ident, instance, sock = await loop.run_in_executor(None, _open_socket, address, authkey, typeid, name)
+        try:
+            _, channel = await loop.connect_accepted_socket(lambda: cls(ident, instance, on_reply, on_lost), sock)
+        except BaseException:
+            sock.close()
+            raise
         return channel
 
     def call(self, method: str, args: tuple[Any, ...]) -> None:
+        """Send one call; :class:`NotSent` if it cannot be encoded (the connection is unharmed),
+        ``ConnectionError`` if the connection is closed."""
         if self._transport is None or self._transport.is_closing():
             raise ConnectionError("state service connection is closed")
-        frame = pickle.dumps((self.ident, method, args, {}), pickle.HIGHEST_PROTOCOL)
-        size = len(frame)
-        header = _SIZE.pack(size) if size <= _MAX_SMALL else _SIZE.pack(-1) + _BIG_SIZE.pack(size)
-        self._transport.write(header + frame)
+        self._transport.write(encode_call(self.ident, method, args))
 
     def close(self) -> None:
         if self._transport is not None:

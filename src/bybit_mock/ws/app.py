@@ -3,6 +3,16 @@
 Paths: ``/v5/public/{linear,spot,inverse,option}``, ``/v5/private`` and ``/v5/trade``; anything else is
 refused with 404 before the upgrade. Query strings (e.g. ``?max_active_time=1m``) are
 accepted and ignored.
+
+Authentication on ``/v5/private`` and ``/v5/trade`` is acknowledged only after the state
+service has answered for it (the ``watch`` that routes the account's pushes here, or the
+engine's ``instance``): without the service there is nothing to trade against, so auth fails.
+
+When the state service is restarted (a new engine: :meth:`WsApp.on_new_engine`), everything an
+authenticated connection was promised belongs to the old engine: its orders, positions and
+push stream are gone. Every authenticated private and trade connection is closed with 1012
+(Service Restart) so its client reconnects and resyncs, and the worker reloads the market
+models, re-sends its ``watch`` and hands the event poller the new engine's cursor.
 """
 
 from __future__ import annotations
@@ -14,25 +24,31 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from picows import WSUpgradeRequest
+from picows import WSCloseCode, WSUpgradeRequest
 
 from ..config import MockExchangeConfig
-from ..market.publisher import MarketPublisher
+from ..instruments import CATEGORIES
 from ..service.client import Reply, StateClient
+from ..service.events import EventPoller
 from . import messages
 from .fanout import FanOut, Outbox
 from .listeners import BaseListener, PrivateListener, PublicListener, now_ms
+from .publisher import MarketPublisher
 from .topics import PublicTopics
 from .trade import TradeListener
 
 log = logging.getLogger(__name__)
+
+#: Seconds between attempts to resynchronise with a new engine that did not answer.
+RESYNC_RETRY = 0.2
+SERVICE_RESTART_REASON = "state service restarted: reconnect and resync"
 
 
 def new_push_id() -> str:
     return str(uuid.uuid4())
 
 
-PUBLIC_PATHS = {f"/v5/public/{c}": c for c in ("linear", "spot", "inverse", "option")}
+PUBLIC_PATHS = {f"/v5/public/{c}": c for c in CATEGORIES}
 
 
 class WsApp:
@@ -51,6 +67,11 @@ class WsApp:
         self.subscribers: dict[tuple[str, str], set[BaseListener]] = {}
         #: api key -> authenticated private connections on this worker
         self.private: dict[str, set[PrivateListener]] = {}
+        #: authenticated ``/v5/trade`` connections (closed, like private ones, on a new engine)
+        self.trade: set[PrivateListener] = set()
+        #: the engine instance this worker's models, cursor and watch belong to
+        self.engine = ""
+        self.poller: EventPoller[Any] | None = None
         self.publisher = MarketPublisher(loop, self.fanout, self.boxes_of, self._aux_rates, config.market.tesser_compat)
 
     def _aux_rates(self, category: str, symbol: str) -> tuple[float, float]:
@@ -134,25 +155,93 @@ class WsApp:
                 if not subs:
                     del self.subscribers[(listener.category, topic)]
 
-    def private_authenticated(self, listener: PrivateListener, then: Callable[[], None]) -> None:
-        """Route the account's pushes to ``listener``; ``then`` runs once the engine builds them."""
-        assert listener.api_key is not None
-        conns = self.private.setdefault(listener.api_key, set())
-        first = not conns
-        conns.add(listener)
-        if first:
-            self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: then())
-        else:
-            then()
+    def private_authenticated(self, listener: PrivateListener, then: Callable[[bool], None]) -> None:
+        """Route the account's pushes to ``listener``; ``then(ok)`` once the engine has answered.
+
+        The listener is registered before the ``watch`` goes out, so a push the engine builds
+        right after it is not missed; if the engine does not answer (the state service is
+        down) it is unregistered again and ``then(False)``. The whole set goes every time:
+        the commands apply in order, so the engine ends up with the latest one.
+        """
+        key = listener.api_key
+        assert key is not None
+        self.private.setdefault(key, set()).add(listener)
+        engine = self.engine
+
+        def done(reply: Reply) -> None:
+            if reply[0] == 0 and self.engine == engine and listener in self.private.get(key, ()):
+                then(True)
+            else:
+                self._unregister(listener)
+                then(False)
+
+        self.state.submit("watch", (self.name, sorted(self.private)), done)
+
+    def trade_authenticated(self, listener: PrivateListener, then: Callable[[bool], None]) -> None:
+        """``then(ok)``: ok once the engine this worker follows has answered (no pushes to route)."""
+        engine = self.engine
+
+        def done(reply: Reply) -> None:
+            code, instance = reply
+            ok = code == 0 and instance == engine == self.engine and listener.transport is not None
+            if ok:
+                self.trade.add(listener)
+            then(ok)
+
+        self.state.submit("instance", (), done)
 
     def private_disconnected(self, listener: PrivateListener) -> None:
+        self.trade.discard(listener)
+        self._unregister(listener)
+
+    def _unregister(self, listener: PrivateListener) -> None:
         if listener.api_key is not None:
             conns = self.private.get(listener.api_key)
-            if conns is not None:
+            if conns is not None and listener in conns:
                 conns.discard(listener)
                 if not conns:
                     del self.private[listener.api_key]
                     self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: None)
+
+    # -- a restarted state service -----------------------------------------------------------
+
+    def on_new_engine(self, instance: str) -> None:
+        """The state client reached a new engine (the state service was restarted)."""
+        self.engine = instance
+        closing = [conn for conns in self.private.values() for conn in conns] + list(self.trade)
+        self.private.clear()
+        self.trade.clear()
+        if closing:
+            log.warning("new engine: closing %d authenticated connection(s) with 1012", len(closing))
+        for conn in closing:
+            conn.close(WSCloseCode.SERVICE_RESTART, SERVICE_RESTART_REASON)
+        self._resync(instance)
+
+    def _resync(self, instance: str) -> None:
+        """Models, cursor and watch from ``instance``, in one batch (so from one engine)."""
+        if self.engine != instance:
+            return  # a newer engine took over; its own resync is under way
+        answered: list[Reply] = []
+
+        def on_instance(reply: Reply) -> None:
+            answered.append(reply)
+
+        def on_models(reply: Reply) -> None:
+            if self.engine != instance:
+                return
+            code, value = reply
+            if answered and answered[0] == (0, instance) and code == 0:
+                cursor, models = value
+                self.load_markets(models)
+                if self.poller is not None:
+                    self.poller.resync(instance, cursor)
+                log.info("resynchronised with the new engine %s", instance)
+            else:
+                self.loop.call_later(RESYNC_RETRY, self._resync, instance)
+
+        self.state.submit("instance", (), on_instance)
+        self.state.submit("market_models", (), on_models)
+        self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: None)
 
     # -- secrets ----------------------------------------------------------------------------
 

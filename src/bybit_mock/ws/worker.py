@@ -1,4 +1,9 @@
-"""WebSocket worker process: picows on uvloop, one ``SO_REUSEPORT`` port shared by all WS workers."""
+"""WebSocket worker process: picows on uvloop, one ``SO_REUSEPORT`` port shared by all WS workers.
+
+Besides the batching state client it runs the event poller (its own Manager connection, in a
+thread); both reconnect by themselves if the state service goes, and a new engine behind
+them is handled by :meth:`WsApp.on_new_engine`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from picows import ws_create_server
 
 from ..service.client import StateClient
 from ..service.events import EventPoller
-from ..service.manager import connect
+from ..service.manager import connect, discard
 from ..worker import WorkerSpec, fetch_secrets, reuseport_socket, run_worker
 from .app import WsApp
 
@@ -20,12 +25,21 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
     app = WsApp(spec.config, state, loop, spec.name)
     app.secrets = await fetch_secrets(state)
     await state.call("watch", spec.name, [])  # a restarted worker starts with no private connections
-    code, value = await state.call("market_models")
-    if code != 0:
+    # One batch, so the models, their cursor and the instance id all come from one engine.
+    instance, models_reply = await asyncio.gather(state.call("instance"), state.call("market_models"))
+    code, value = models_reply
+    if code != 0 or instance[0] != 0:
         raise RuntimeError(f"could not load the market models from the state service: {value}")
     cursor, models = value
     app.load_markets(models)
-    poller = EventPoller(lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor)
+    app.engine = instance[1]
+    poller = EventPoller(
+        lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor, app.engine, discard
+    )
+    app.poller = poller
+    state.on_new_engine = app.on_new_engine
+    if state.instance is not None and state.instance != app.engine:  # restarted while we loaded
+        app.on_new_engine(state.instance)
     poller.start()
     sock = reuseport_socket(spec.config.host, spec.port)
     server = await ws_create_server(
