@@ -9,8 +9,7 @@ import orjson
 
 from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.test_stops import LINEAR, ok, position
-from tests.unit.test_trading_properties import KEY, new_exchange, run
+from tests.unit.helpers import KEY, LINEAR, new_exchange, ok, position, run
 
 D = Decimal
 
@@ -98,8 +97,8 @@ def test_history_is_bounded_for_soak_runs_and_open_orders_stay() -> None:
     resting = ok(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "0.001", "price": "10000"})
     market = LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.001"}
     first = [ok(ex, "order_create", market | {"orderLinkId": f"m{i}"})["orderId"] for i in range(300)]
-    assert 100 <= len(ex.account_orders[KEY]) <= 110
-    assert len(ex.executions[KEY]) <= 110 and len(ex.accounts[KEY].log) <= 110
+    assert 100 <= len(ex.book.account_orders[KEY]) <= 110
+    assert len(ex.book.executions[KEY]) <= 110 and len(ex.accounts[KEY].log) <= 110
     assert ex.order(KEY, resting["orderId"]) is not None  # open: kept however old
     assert ex.order(KEY, first[0]) is None and ex.order(KEY, first[-1]) is not None
     ok(ex, "order_create", market | {"orderLinkId": "m0"})  # a forgotten link id is free again

@@ -11,21 +11,14 @@ import pytest
 from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.engine.exchange import Exchange
 from tests.fixtures import recorded_response
+from tests.unit.helpers import FixedClock as Clock
 
 KEY = "acct"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def make(**balances: str) -> Exchange:
     acct = AccountConfig(KEY, "secret", dict(balances) or {"USDT": "10000"})
-    acct.with_position("ETHUSDT", "Sell", "2", "3600", leverage=5)
+    acct = acct.with_position("ETHUSDT", "Sell", "2", "3600", leverage=5)
     return Exchange(MockExchangeConfig(accounts=[acct]), clock=Clock())
 
 

@@ -13,8 +13,7 @@ from bybit_mock.rest.account_info import FeeRate
 from bybit_mock.rest.app import Call
 from bybit_mock.rest.routes import RiskLimit
 from tests.fixtures import recorded_response
-from tests.unit.test_stops import LINEAR, ok, pushes
-from tests.unit.test_trading_properties import KEY, START_BTC, START_USDT, new_exchange, run
+from tests.unit.helpers import KEY, LINEAR, START_BTC, START_USDT, new_exchange, ok, pushes, run
 
 D = Decimal
 
@@ -35,17 +34,17 @@ def test_isolated_margin_lends_no_unrealised_profit_to_available() -> None:
     assert ok(ex, "account_info", {})["marginMode"] == "REGULAR_MARGIN"
     ok(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Market", "qty": "0.1"})
     ex.set_mark_price("BTCUSDT", 70000)  # about +500 USDT unrealised
-    cross = ex._valuation(ex.accounts[KEY])
+    cross = ex.margin.valuation(ex.accounts[KEY])
     assert ok(ex, "set_margin_mode", {"setMarginMode": "ISOLATED_MARGIN"}) == {"reasons": []}
     info = ok(ex, "account_info", {})
     assert info["marginMode"] == "ISOLATED_MARGIN" and int(info["updatedTime"]) > 0
-    isolated = ex._valuation(ex.accounts[KEY])
+    isolated = ex.margin.valuation(ex.accounts[KEY])
     assert cross.total_available - isolated.total_available == cross.total_upl > 400
-    assert ex._available(ex.accounts[KEY]) == isolated.total_available  # the margin check agrees
+    assert ex.margin.available(ex.accounts[KEY]) == isolated.total_available  # the margin check agrees
     assert run(ex, "set_margin_mode", {"setMarginMode": "PORTFOLIO_MARGIN"})[0] == 3400045
     assert run(ex, "set_margin_mode", {"setMarginMode": "FOO"})[0] == 10001
     ok(ex, "set_margin_mode", {"setMarginMode": "REGULAR_MARGIN"})
-    assert ex._valuation(ex.accounts[KEY]).total_available == cross.total_available
+    assert ex.margin.valuation(ex.accounts[KEY]).total_available == cross.total_available
 
 
 def test_transfers_move_coins_between_wallets_by_bybit_rules() -> None:
@@ -63,7 +62,7 @@ def test_transfers_move_coins_between_wallets_by_bybit_rules() -> None:
     # out of the unified wallet only what the margin does not need
     ok(ex, "order_create", LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "2", "price": "60000"})
     usdt = ex.accounts[KEY].coins["USDT"]
-    free = min(usdt.wallet - usdt.order_im, ex._available(ex.accounts[KEY])).quantize(D(1))
+    free = min(usdt.wallet - usdt.order_im, ex.margin.available(ex.accounts[KEY])).quantize(D(1))
     assert free < START_USDT - 600 - 10_000  # the resting order's margin is held back
     assert transfer(ex, str(free + 1), "UNIFIED", "FUND", "t4") == 131212
     assert transfer(ex, str(free - 1), "UNIFIED", "FUND", "t4") == 0

@@ -6,8 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.test_stops import LINEAR, ok, pushes
-from tests.unit.test_trading_properties import KEY, new_exchange, run
+from tests.unit.helpers import KEY, LINEAR, new_exchange, ok, pushes, run
 
 D = Decimal
 
@@ -55,7 +54,7 @@ def test_hedge_mode_holds_a_long_and_a_short_at_once() -> None:
     assert positions(ex) == {1: ("Buy", "0.02"), 2: ("Sell", "0.01")}
     usdt = ex.accounts[KEY].coins["USDT"]
     # both sides hold margin: the short did not close the long
-    assert ex._valuation(ex.accounts[KEY]).total_im > 0 and usdt.order_im == 0
+    assert ex.margin.valuation(ex.accounts[KEY]).total_im > 0 and usdt.order_im == 0
 
     # a Sell on the long closes it (never flips it), the rest of the qty is dropped
     closing = ok(ex, "order_create", market("Sell", "0.05", 1))

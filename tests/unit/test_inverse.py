@@ -7,8 +7,7 @@ from decimal import Decimal
 from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.config import InstrumentConfig
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.test_stops import ok, pushes
-from tests.unit.test_trading_properties import KEY, Clock, run
+from tests.unit.helpers import KEY, Clock, ok, pushes, run
 
 D = Decimal
 INVERSE = {"category": "inverse", "symbol": "BTCUSD"}

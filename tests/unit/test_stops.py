@@ -8,34 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bybit_mock.engine.exchange import Exchange
-from tests.unit.test_trading_properties import KEY, new_exchange, run
+from tests.unit.helpers import KEY, LINEAR, SPOT, new_exchange, ok, order, position, pushes, run
 
 D = Decimal
-LINEAR = {"category": "linear", "symbol": "BTCUSDT"}
-SPOT = {"category": "spot", "symbol": "BTCUSDT"}
-
-
-def ok(ex: Exchange, command: str, query: dict[str, Any]) -> Any:
-    code, value = run(ex, command, query)
-    assert code == 0, value
-    return value
-
-
-def order(ex: Exchange, order_id: str, category: str = "linear") -> dict[str, Any]:
-    result = ok(ex, "order_realtime", {"category": category, "symbol": "BTCUSDT", "orderId": order_id})
-    (item,) = result["list"]
-    return item  # type: ignore[no-any-return]
-
-
-def position(ex: Exchange) -> dict[str, Any]:
-    (item,) = ok(ex, "position_list", LINEAR)["list"]
-    return item  # type: ignore[no-any-return]
-
-
-def pushes(ex: Exchange, cursor: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    _, events = ex.events.wait(cursor, 0)
-    return [m for kind, (_, messages) in events if kind == "private" for m in messages]
 
 
 def test_linear_conditional_waits_for_its_trigger_then_executes() -> None:

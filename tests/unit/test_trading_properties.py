@@ -23,17 +23,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.engine.exchange import Exchange
+from tests.unit.helpers import KEY, START_BTC, START_USDT, new_exchange, run
 
-KEY = "prop"
 D = Decimal
-START_USDT = D(20000)
-START_BTC = D("0.2")
+
 LEGAL = {
     ("New", "New"),
     ("New", "PartiallyFilled"),
@@ -53,25 +50,6 @@ LEGAL = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        self.now += 1
-        return self.now
-
-
-def new_exchange() -> Exchange:
-    account = AccountConfig(KEY, "secret", {"USDT": START_USDT, "BTC": START_BTC})
-    ex = Exchange(MockExchangeConfig(accounts=[account]), clock=Clock())
-    ex.watch("test", [KEY])  # as a WS worker with a private connection for the account does
-    ex.freeze_market()
-    ex.set_mark_price("BTCUSDT", 65000)
-    ex.set_mark_price("BTCUSDT", 65000, category="spot")
-    return ex
-
-
 categories = st.sampled_from(["linear", "spot"])
 sides = st.sampled_from(["Buy", "Sell"])
 qtys = st.sampled_from(["0.001", "0.005", "0.01", "0.05", "0.3"])
@@ -89,13 +67,8 @@ ops = st.one_of(
 )
 
 
-def run(ex: Exchange, command: str, query: dict[str, Any]) -> tuple[int, Any]:
-    ((code, value),) = ex.apply_batch([(command, (KEY, query))])
-    return code, orjson.loads(value) if code == 0 else value
-
-
 def unclipped_available(ex: Exchange) -> Decimal:
-    return ex._valuation(ex.accounts[KEY]).unclipped_available
+    return ex.margin.valuation(ex.accounts[KEY]).unclipped_available
 
 
 def step(ex: Exchange, op: tuple[Any, ...], pick_idx: Callable[[], int]) -> None:
@@ -179,7 +152,7 @@ def test_random_order_flows_keep_the_books_straight(
             assert coin.locked <= coin.wallet and coin.locked >= 0 and coin.order_im >= 0
         # the margin check's shortcut gives what the full valuation gives (up to the 28th digit:
         # the sums are grouped differently)
-        shortcut, full = ex._available(ex.accounts[KEY]), ex._valuation(ex.accounts[KEY]).total_available
+        shortcut, full = ex.margin.available(ex.accounts[KEY]), ex.margin.valuation(ex.accounts[KEY]).total_available
         assert abs(shortcut - full) < D("1e-12"), (shortcut, full)
 
     _, events = ex.wait_events(cursor, 0)

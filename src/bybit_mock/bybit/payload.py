@@ -64,4 +64,3 @@ def loads_object(data: bytes | bytearray | memoryview | str, what: str = "reques
         raise params_error(f"params error: {what} must be a JSON object")
     check_shape(value, what)
     return value
-

@@ -1,4 +1,6 @@
-"""JSON shapes of REST results, field for field as Bybit returns them.
+"""JSON shapes of the configuration's REST results (instruments, risk tiers), field for field
+as Bybit returns them; account state's shapes (wallet, positions, orders) are the engine's
+(``engine/shapes.py``).
 
 The field sets are the union of Bybit's documentation examples and the real responses
 recorded in ccxt's fixtures (``shared/reference/ccxt-static/response-bybit.json``). Types
@@ -7,122 +9,13 @@ follow the docs: amounts are strings, a handful of fields are ints or booleans.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from ..config import InstrumentConfig
-from ..engine.accounts import Position, Valuation, notional
-from ..engine.views import CoinView
 from .numbers import fmt, fmt_scale
 
-ZERO = Decimal(0)
 #: the one risk tier bybit-mock models (positions and /v5/market/risk-limit agree)
 RISK_LIMIT_VALUE = "2000000"
-
-
-def wallet_coin(c: CoinView) -> dict[str, Any]:
-    return {
-        "availableToBorrow": "",
-        "bonus": "0",
-        "accruedInterest": "0",
-        "availableToWithdraw": "",
-        "totalOrderIM": fmt(c.order_im),
-        "equity": fmt(c.equity),
-        "totalPositionMM": fmt(c.position_mm),
-        "usdValue": fmt(c.usd_value),
-        "spotHedgingQty": "0",
-        "unrealisedPnl": fmt(c.unrealised_pnl),
-        "collateralSwitch": True,
-        "borrowAmount": "0",
-        "totalPositionIM": fmt(c.position_im),
-        "walletBalance": fmt(c.wallet_balance),
-        "cumRealisedPnl": fmt(c.cum_realised_pnl),
-        "locked": fmt(c.locked),
-        "marginCollateral": True,
-        "coin": c.coin,
-        "spotBorrow": "0",
-    }
-
-
-def wallet_account(v: Valuation, coins: list[CoinView]) -> dict[str, Any]:
-    im_rate = fmt(v.rate(v.total_im))
-    mm_rate = fmt(v.rate(v.total_mm))
-    return {
-        "totalEquity": fmt(v.total_equity),
-        "accountIMRate": im_rate,
-        "accountIMRateByMp": im_rate,
-        "totalMarginBalance": fmt(v.total_margin),
-        "totalInitialMargin": fmt(v.total_im),
-        "totalInitialMarginByMp": fmt(v.total_im),
-        "accountType": "UNIFIED",
-        "totalAvailableBalance": fmt(v.total_available),
-        "accountMMRate": mm_rate,
-        "accountMMRateByMp": mm_rate,
-        "totalPerpUPL": fmt(v.total_upl),
-        "totalWalletBalance": fmt(v.total_wallet),
-        "accountLTV": "0",
-        "totalMaintenanceMargin": fmt(v.total_mm),
-        "totalMaintenanceMarginByMp": fmt(v.total_mm),
-        "coin": [wallet_coin(c) for c in coins],
-    }
-
-
-def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, Any]:
-    """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side "")."""
-    p = pos.view(mark)
-    scale = inst.price_scale
-    value = pos.value()
-    value_mp = notional(inst.category, p.size, p.mark_price)
-    im = value / p.leverage if p.size else ZERO
-    im_mp = value_mp / p.leverage if p.size else ZERO
-    mm = value * inst.maintenance_margin_rate
-    mm_mp = value_mp * inst.maintenance_margin_rate
-    fee = inst.taker_fee
-    if p.side == "Buy":
-        break_even = p.entry_price * (1 + fee) / (1 - fee)
-    elif p.side == "Sell":
-        break_even = p.entry_price * (1 - fee) / (1 + fee)
-    else:
-        break_even = ZERO
-    leverage = fmt(p.leverage)
-    return {
-        "positionIdx": pos.position_idx,
-        "riskId": 1,
-        "riskLimitValue": RISK_LIMIT_VALUE,
-        "symbol": p.symbol,
-        "side": p.side,
-        "size": fmt(p.size),
-        "avgPrice": fmt(p.entry_price) if p.size else "0",
-        "positionValue": fmt(value),
-        "tradeMode": 0,
-        "positionStatus": "Normal",
-        "autoAddMargin": 0,
-        "adlRankIndicator": 2 if p.size else 0,
-        "leverage": leverage,
-        "breakEvenPrice": fmt_scale(break_even, scale) if p.size else "0",
-        "positionBalance": fmt(im),
-        "markPrice": fmt_scale(p.mark_price, scale),
-        "liqPrice": "",
-        "bustPrice": "",
-        "positionMM": fmt(mm),
-        "positionMMByMp": fmt(mm_mp),
-        "positionIM": fmt(im),
-        "positionIMByMp": fmt(im_mp),
-        "tpslMode": "Full",
-        "takeProfit": fmt_scale(pos.take_profit, scale) if pos.take_profit else "",
-        "stopLoss": fmt_scale(pos.stop_loss, scale) if pos.stop_loss else "",
-        "trailingStop": fmt_scale(pos.trailing_stop, scale) if pos.trailing_stop else "0",
-        "unrealisedPnl": fmt(p.unrealised_pnl),
-        "curRealisedPnl": fmt(pos.cur_realised_pnl),
-        "cumRealisedPnl": fmt(p.cum_realised_pnl),
-        "seq": pos.seq,
-        "isReduceOnly": False,
-        "mmrSysUpdatedTime": "",
-        "leverageSysUpdatedTime": "",
-        "sessionAvgPrice": "",
-        "createdTime": str(pos.created_ms),
-        "updatedTime": str(pos.updated_ms),
-    }
 
 
 def risk_tier(inst: InstrumentConfig) -> dict[str, Any]:

@@ -152,7 +152,15 @@ class Account:
         """The positionIdx values this symbol's mode holds: (0,) one-way, (1, 2) hedge."""
         return (1, 2) if (category, symbol) in self.hedged else (0,)
 
+    def balance_of(self, name: str) -> CoinBalance:
+        """A coin's balance to read: a zero one, not stored, if the account holds none.
+
+        Checks and queries use this; only what really moves money uses :meth:`coin`, so a
+        refused order or a read never leaves an empty coin row behind."""
+        return self.coins.get(name) or CoinBalance(ZERO)
+
     def coin(self, name: str) -> CoinBalance:
+        """A coin's balance to change, created (at zero) on first use."""
         bal = self.coins.get(name)
         if bal is None:
             bal = self.coins[name] = CoinBalance(ZERO)
@@ -213,22 +221,6 @@ class Valuation:
 
     def rate(self, margin: Decimal) -> Decimal:
         return (margin / self.total_margin).quantize(Decimal("0.0001")) if self.total_margin > 0 else ZERO
-
-
-def available_balance(
-    account: Account,
-    instruments: dict[tuple[str, str], InstrumentConfig],
-    mark_of: Callable[[tuple[str, str]], Decimal],
-    usd_of: Callable[[str], Decimal],
-) -> Decimal:
-    """``Valuation(...).total_available`` without building the views or every mark.
-
-    The margin check of every contract create needs this one figure; the views cost four
-    times as much. Same sums, grouped per coin: USD x (wallet + uPnL - position IM - order IM),
-    uPnL left out in isolated margin mode.
-    """
-    per_coin = free_by_coin(account, instruments, mark_of)
-    return max(ZERO, sum((usd_of(coin) * value for coin, value in per_coin.items() if value), ZERO))
 
 
 def free_by_coin(

@@ -14,80 +14,65 @@ unified wallet's transaction log.
 
 from __future__ import annotations
 
-import itertools
-import threading
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
 from ..bybit.numbers import fmt, parse_decimal
 from ..config import InstrumentConfig, to_decimal
+from . import requests
 from .accounts import ZERO, Account
+from .book import AccountBook, trim_history
 from .ledger import FillResult
+from .margin import Margin
 from .orders import Execution
+from .pushes import Pushes
 from .records import Deposit, LogEntry, Transfer
 
 MARGIN_MODES = ("REGULAR_MARGIN", "ISOLATED_MARGIN", "PORTFOLIO_MARGIN")
 WALLETS = ("UNIFIED", "FUND")
 _AMOUNT_STEP = Decimal("0.00000001")
-_log_ids = itertools.count(1)
 
 
-def log_fill(account: Account, inst: InstrumentConfig, e: Execution, result: FillResult) -> None:
-    """The transaction-log rows of one fill: the settle coin's for a contract, both coins' for spot."""
+def log_fill(
+    account: Account, inst: InstrumentConfig, e: Execution, result: FillResult, seq: Callable[[], int]
+) -> list[LogEntry]:
+    """The transaction-log rows of one fill (after it): the settle coin's for a contract,
+    both coins' for spot."""
     o = e.order
 
     def row(coin: str, flow: Decimal, fee: Decimal, qty: Decimal, size: Decimal = ZERO) -> LogEntry:
         return LogEntry(
-            _log_id(), e.time_ms, "TRADE", coin, flow, fee, account.coin(coin).wallet, inst.category,
+            seq(), e.time_ms, "TRADE", coin, flow, fee, account.balance_of(coin).wallet, inst.category,
             inst.symbol, o.side, qty, size, e.price, e.fee_rate, e.exec_id, o.order_id, o.link_id,
         )  # fmt: skip
 
     if inst.category != "spot":  # cashFlow: the realised PnL; size: the position after, signed
         pos = account.positions.get((inst.category, inst.symbol, o.position_idx))
-        account.log.append(row(inst.settle_coin, result.pnl, e.fee, e.qty, pos.signed_size if pos else ZERO))
-        return
+        return [row(inst.settle_coin, result.pnl, e.fee, e.qty, pos.signed_size if pos else ZERO)]
     value = e.qty * e.price
     base_flow, quote_flow = (e.qty, -value) if o.side == "Buy" else (-e.qty, value)
     base_fee, quote_fee = (e.fee, ZERO) if result.fee_coin == inst.base_coin else (ZERO, e.fee)
-    account.log.append(row(inst.base_coin, base_flow, base_fee, base_flow - base_fee))
-    account.log.append(row(inst.quote_coin, quote_flow, quote_fee, quote_flow - quote_fee))
-
-
-def trim_history(rows: list[Any], limit: int) -> None:
-    """Keep the newest ``limit`` rows of an append-only history, trimming in chunks of 10 %."""
-    if len(rows) > limit + limit // 10:
-        del rows[: len(rows) - limit]
-
-
-def _log_id() -> str:
-    return str(next(_log_ids))
+    return [
+        row(inst.base_coin, base_flow, base_fee, base_flow - base_fee),
+        row(inst.quote_coin, quote_flow, quote_fee, quote_flow - quote_fee),
+    ]
 
 
 class Funds:
-    # Provided by Exchange.
-    accounts: dict[str, Account]
-    _clock: Callable[[], int]
-    _lock: threading.RLock
-    _history_limit: int
-
-    if TYPE_CHECKING:
-
-        def _account(self, api_key: str) -> Account: ...
-        def _touch(self) -> None: ...
-        def _available(self, account: Account) -> Decimal: ...
-        def _usd_price(self, coin: str) -> Decimal: ...
-        def _window(self, query: dict[str, Any], days: int = 7) -> tuple[int, int]: ...
-        def _emit_wallet(self, account: Account) -> None: ...
+    def __init__(self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int]) -> None:
+        self.book = book
+        self.margin = margin
+        self.pushes = pushes
+        self._clock = clock
 
     # -- margin mode ------------------------------------------------------------------------
 
     def account_info(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``GET /v5/account/info``: a unified account (UTA 2.0) in its margin mode."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         return {
             "marginMode": account.margin_mode,
             "updatedTime": str(account.margin_mode_ms),
@@ -100,7 +85,7 @@ class Funds:
         }
 
     def set_margin_mode(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         mode = params.required(query, "setMarginMode")
         if mode not in MARGIN_MODES:
             raise errors.params_error(f"params error: setMarginMode must be one of {', '.join(MARGIN_MODES)}")
@@ -109,15 +94,15 @@ class Funds:
         if mode != account.margin_mode:
             account.margin_mode = mode
             account.margin_mode_ms = self._clock()
-            self._touch()
-            self._emit_wallet(account)  # the available balance moved
+            self.book.touch()
+            self.pushes.emit_wallet(account)  # the available balance moved
         return {"reasons": []}
 
     # -- funding wallet and transfers -------------------------------------------------------
 
     def transfer(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``POST /v5/asset/transfer/inter-transfer`` between ``UNIFIED`` and ``FUND``."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         transfer_id = params.required(query, "transferId")
         coin = params.required(query, "coin").upper()
         source, target = params.required(query, "fromAccountType"), params.required(query, "toAccountType")
@@ -136,34 +121,30 @@ class Funds:
         if source == "FUND":
             if account.funding.get(coin, ZERO) < amount:
                 raise BybitError(131212, "Insufficient balance")
-            account.funding[coin] -= amount
-            account.coin(coin).wallet += amount
         else:
-            bal = account.coin(coin)
             # what the margin needs stays: the coin's free part and the account's available
-            if amount > bal.unheld or amount * self._usd_price(coin) > self._available(account):
+            unheld = account.balance_of(coin).unheld
+            if amount > unheld or amount * self.margin.usd_price(coin) > self.margin.available(account):
                 raise BybitError(131212, "Insufficient balance")
-            bal.wallet -= amount
-            account.funding[coin] = account.funding.get(coin, ZERO) + amount
-        now = self._clock()
-        account.transfers.append(Transfer(transfer_id, coin, amount, source, target, now))
-        trim_history(account.transfers, self._history_limit)
         sign = 1 if target == "UNIFIED" else -1
+        account.funding[coin] = account.funding.get(coin, ZERO) - sign * amount
+        bal = account.coin(coin)
+        bal.wallet += sign * amount
+        now = self._clock()
+        account.transfers.append(Transfer(self.book.ids.seq(), transfer_id, coin, amount, source, target, now))
+        trim_history(account.transfers, self.book.history_limit)
         kind = "TRANSFER_IN" if sign > 0 else "TRANSFER_OUT"
-        account.log.append(
-            LogEntry(_log_id(), now, kind, coin, sign * amount, ZERO, account.coin(coin).wallet, qty=sign * amount)
-        )
-        trim_history(account.log, self._history_limit)
-        self._touch()
-        self._emit_wallet(account)
+        row = LogEntry(self.book.ids.seq(), now, kind, coin, sign * amount, ZERO, bal.wallet, qty=sign * amount)
+        self.book.log(account, [row])
+        self.pushes.emit_wallet(account)
         return {"transferId": transfer_id, "status": "SUCCESS"}
 
     def transfer_list(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``GET /v5/asset/transfer/query-inter-transfer-list``, newest first."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         transfer_id, coin = params.text(query, "transferId"), params.text(query, "coin")
         status = params.text(query, "status")
-        start, end = self._window(query)
+        start, end = requests.window(query, self._clock())
         found = [
             t
             for t in reversed(account.transfers)
@@ -172,12 +153,12 @@ class Funds:
             and status in (None, "SUCCESS")
             and start <= t.time_ms <= end
         ]
-        chunk, cursor = params.page(found, query, default=20, maximum=50)
+        chunk, cursor = params.page_records(found, query, 20, 50, lambda t: t.seq)
         return {"list": [t.item() for t in chunk], "nextPageCursor": cursor}
 
     def funding_balance(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``GET /v5/asset/transfer/query-account-coins-balance`` for ``FUND`` and ``UNIFIED``."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         wallet = params.required(query, "accountType")
         if wallet not in WALLETS:
             raise errors.params_error(f"params error: accountType {wallet} (bybit-mock: UNIFIED, FUND)")
@@ -204,40 +185,37 @@ class Funds:
         value = to_decimal(amount, "amount")
         if value <= 0:
             raise ValueError("amount must be > 0")
-        with self._lock:
-            account = self._account(api_key)
-            coin = coin.upper()
-            tx_id = uuid.uuid4().hex
-            record = Deposit(str(len(account.deposits) + 1), coin, value, self._clock(), chain or coin, tx_id)
-            account.deposits.append(record)
-            account.funding[coin] = account.funding.get(coin, ZERO) + value
-            self._touch()
-            return tx_id
+        account = self.book.account(api_key)
+        coin = coin.upper()
+        tx_id = self.book.ids.hex()
+        account.deposits.append(Deposit(self.book.ids.seq(), coin, value, self._clock(), chain or coin, tx_id))
+        account.funding[coin] = account.funding.get(coin, ZERO) + value
+        self.book.touch()
+        return tx_id
 
     def funding_balances(self, api_key: str) -> dict[str, Decimal]:
         """State API: the funding wallet, per coin."""
-        with self._lock:
-            return {coin: amount for coin, amount in self._account(api_key).funding.items() if amount}
+        return {coin: amount for coin, amount in self.book.account(api_key).funding.items() if amount}
 
     def deposit_records(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``GET /v5/asset/deposit/query-record``: default window the last 30 days, newest first."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         coin = params.text(query, "coin")
-        start, end = self._window(query, days=30)
+        start, end = requests.window(query, self._clock(), days=30)
         found = [d for d in reversed(account.deposits) if coin in (None, d.coin) and start <= d.time_ms <= end]
-        chunk, cursor = params.page(found, query, default=50, maximum=50)
+        chunk, cursor = params.page_records(found, query, 50, 50, lambda d: d.seq)
         return {"rows": [d.item() for d in chunk], "nextPageCursor": cursor}
 
     # -- transaction log --------------------------------------------------------------------
 
     def transaction_log(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``GET /v5/account/transaction-log`` of the unified wallet, newest first."""
-        account = self._account(api_key)
+        account = self.book.account(api_key)
         if params.text(query, "accountType") not in (None, "UNIFIED"):
             raise errors.params_error("params error: accountType only supports UNIFIED")
         category, currency = params.text(query, "category"), params.text(query, "currency")
         base, kind = params.text(query, "baseCoin"), params.text(query, "type")
-        start, end = self._window(query)
+        start, end = requests.window(query, self._clock())
         found = [
             row
             for row in reversed(account.log)
@@ -247,5 +225,5 @@ class Funds:
             and (base is None or row.symbol.startswith(base))
             and start <= row.time_ms <= end
         ]
-        chunk, cursor = params.page(found, query, default=20, maximum=50)
+        chunk, cursor = params.page_records(found, query, 20, 50, lambda row: row.seq)
         return {"list": [row.item() for row in chunk], "nextPageCursor": cursor}

@@ -14,17 +14,20 @@ from decimal import Decimal
 from ..market.book import BookSide
 from ..market.fixed import Fixed
 
+#: ``(price, qty)`` fills, best price first
+Plan = list[tuple[Decimal, Decimal]]
+
 
 def walk(
     side: BookSide, prices: Fixed, sizes: Fixed, qty: Decimal, limit: Decimal | None, by_value: bool = False
-) -> list[tuple[Decimal, Decimal]]:
+) -> Plan:
     """``(price, qty)`` fills for taking ``qty`` from ``side`` (asks for a buy, bids for a sell).
 
     ``limit`` stops the walk at a worse price (None: any price, a market order). With
     ``by_value``, ``qty`` is an amount of quote coin to spend (a spot market buy in quote
     units); each level's qty is then rounded down to the qty step.
     """
-    fills: list[tuple[Decimal, Decimal]] = []
+    fills: Plan = []
     want = qty
     step = sizes.step
     for key in side.keys:
@@ -47,5 +50,18 @@ def walk(
     return fills
 
 
-def filled_qty(fills: list[tuple[Decimal, Decimal]]) -> Decimal:
+def filled_qty(fills: Plan) -> Decimal:
     return sum((q for _, q in fills), Decimal(0))
+
+
+def truncate(plan: Plan, qty: Decimal) -> Plan:
+    """The first ``qty`` of a fill plan."""
+    out: Plan = []
+    left = qty
+    for price, q in plan:
+        if left <= 0:
+            break
+        take = min(q, left)
+        out.append((price, take))
+        left -= take
+    return out

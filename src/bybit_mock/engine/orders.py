@@ -1,4 +1,4 @@
-"""Orders and executions: their state, their legal transitions and their Bybit JSON shapes.
+"""Orders and executions: their state and their legal transitions (their JSON: ``shapes.py``).
 
 An order's life (Bybit's ``orderStatus``)::
 
@@ -12,18 +12,14 @@ Conditional, TP/SL and trailing-stop orders start ``Untriggered``; the market re
 trigger price makes them ``New`` and they execute like any order. ``Filled``, ``Cancelled``,
 ``PartiallyFilledCanceled``, ``Rejected`` and ``Deactivated`` are final: no fill, amend or
 cancel reaches a final order (:meth:`Order.fill` asserts it, so a bug cannot slip one
-through). Shapes follow the real responses in ccxt's fixtures, field for field; the private
-stream adds ``category``, ``closedPnl`` and ``feeCurrency`` as Bybit's does.
+through).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from ..bybit.numbers import fmt, fmt_scale
-from ..config import InstrumentConfig
 from .accounts import notional
 
 ZERO = Decimal(0)
@@ -97,6 +93,8 @@ class Order:
     tpsl: TpSl | None = None
     #: the position this order trades: 0 one-way; 1 long, 2 short in hedge mode
     position_idx: int = 0
+    #: the engine-wide record sequence at registration: newest-first lists and their cursors
+    seq: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -166,115 +164,3 @@ class Execution:
     order_qty: Decimal
     order_price: Decimal
     leaves_qty: Decimal
-
-
-def order_item(o: Order, inst: InstrumentConfig, stream: bool = False) -> dict[str, Any]:
-    """One order as ``/v5/order/realtime`` and ``/history`` list it (``stream``: as ``order`` pushes it)."""
-    ps = inst.price_scale
-    leaves = o.leaves_qty
-    tpsl = o.tpsl
-    item: dict[str, Any] = {
-        "symbol": o.symbol,
-        "orderType": o.order_type,
-        "orderLinkId": o.link_id,
-        "slLimitPrice": _price(tpsl.sl_limit_price if tpsl else ZERO, ps),
-        "orderId": o.order_id,
-        "cancelType": o.cancel_type,
-        "avgPrice": fmt(o.avg_price) if o.cum_qty else ("0" if o.category == "spot" else ""),
-        "stopOrderType": o.stop_order_type,
-        "lastPriceOnCreated": fmt_scale(o.last_price_on_created, ps),
-        "orderStatus": o.status,
-        "createType": o.create_type,
-        "takeProfit": _price(tpsl.take_profit, ps) if tpsl else "",
-        "cumExecValue": fmt(o.cum_value),
-        "tpslMode": tpsl.mode if tpsl else "",
-        "smpType": "None",
-        "triggerDirection": o.trigger_direction,
-        "blockTradeId": "",
-        "cumFeeDetail": {o.fee_coin: fmt(o.cum_fee)} if o.cum_fee else {},
-        "rejectReason": o.reject_reason,
-        "isLeverage": "0" if o.category == "spot" else "",
-        "price": fmt_scale(o.price, ps) if o.price else "0",
-        "orderIv": "",
-        "createdTime": str(o.created_ms),
-        "tpTriggerBy": tpsl.tp_trigger_by if tpsl else "",
-        "positionIdx": o.position_idx,
-        "timeInForce": o.time_in_force,
-        "leavesValue": fmt(notional(o.category, leaves, o.price)),
-        "updatedTime": str(o.updated_ms),
-        "side": o.side,
-        "smpGroup": 0,
-        "triggerPrice": fmt_scale(o.trigger_price, ps) if o.trigger_price else "",
-        "tpLimitPrice": _price(tpsl.tp_limit_price if tpsl else ZERO, ps),
-        "cumExecFee": fmt(o.cum_fee),
-        "slTriggerBy": tpsl.sl_trigger_by if tpsl else "",
-        "leavesQty": fmt(leaves),
-        "closeOnTrigger": o.close_on_trigger,
-        "slippageToleranceType": "UNKNOWN",
-        "placeType": "",
-        "cumExecQty": fmt(o.cum_qty),
-        "reduceOnly": o.reduce_only,
-        "qty": fmt(o.qty),
-        "stopLoss": _price(tpsl.stop_loss, ps) if tpsl else "",
-        "marketUnit": o.market_unit,
-        "smpOrderId": "",
-        "slippageTolerance": "0",
-        "triggerBy": o.trigger_by,
-        "extraFees": "",
-        "parentOrderLinkId": "",
-        "rpiTakerAccess": False,
-        "rpiMatchedQty": "0",
-    }
-    if stream:
-        item["category"] = o.category
-        item["closedPnl"] = fmt(o.closed_pnl)
-        item["feeCurrency"] = o.fee_coin if o.category == "spot" else ""
-    return item
-
-
-def execution_item(e: Execution, inst: InstrumentConfig, stream: bool = False) -> dict[str, Any]:
-    """One fill as ``/v5/execution/list`` lists it (``stream``: as ``execution`` pushes it)."""
-    o = e.order
-    ps = inst.price_scale
-    spot = o.category == "spot"
-    item: dict[str, Any] = {
-        "symbol": o.symbol,
-        "orderType": o.order_type,
-        "underlyingPrice": "",
-        "orderLinkId": o.link_id,
-        "orderId": o.order_id,
-        "stopOrderType": o.stop_order_type or ("" if spot else "UNKNOWN"),
-        "execTime": str(e.time_ms),
-        "feeCurrency": e.fee_coin if spot else "",
-        "createType": o.create_type,
-        "feeRate": fmt(e.fee_rate),
-        "tradeIv": "",
-        "blockTradeId": "",
-        "markPrice": "" if spot else fmt_scale(e.mark_price, ps),
-        "execPrice": fmt_scale(e.price, ps),
-        "markIv": "",
-        "orderQty": fmt(e.order_qty),
-        "orderPrice": fmt_scale(e.order_price, ps) if e.order_price else "0",
-        "execValue": fmt(notional(e.order.category, e.qty, e.price)),
-        "closedSize": "" if spot else fmt(e.closed_size),
-        "execType": "Trade",
-        "seq": e.seq,
-        "side": o.side,
-        "indexPrice": "",
-        "leavesQty": fmt(e.leaves_qty),
-        "isMaker": e.is_maker,
-        "execFee": fmt(e.fee),
-        "execId": e.exec_id,
-        "marketUnit": o.market_unit,
-        "execQty": fmt(e.qty),
-        "execPnl": fmt(e.pnl),
-        "extraFees": "",
-    }
-    if stream:
-        item["category"] = o.category
-        item["isLeverage"] = "0"
-    return item
-
-
-def _price(value: Decimal, scale: int) -> str:
-    return fmt_scale(value, scale) if value else "0"

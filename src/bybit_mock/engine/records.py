@@ -2,7 +2,10 @@
 transaction log, transfers between the unified and funding wallets, and deposits.
 
 Records are immutable once written; the engine appends them as money moves (a fill, a
-transfer, a deposit through the state API) and the endpoints filter and page them.
+transfer, a deposit through the state API) and the endpoints filter and page them. Each
+carries ``seq``, from the engine-wide record sequence: lists are newest first by it, and a
+page cursor names the last record's ``seq``, so paging never repeats or skips a record
+whatever is appended or pruned meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..bybit.numbers import fmt
 class LogEntry:
     """One ``/v5/account/transaction-log`` row: one coin's balance change."""
 
-    id: str
+    seq: int
     time_ms: int
     type: str  # TRADE, TRANSFER_IN, TRANSFER_OUT
     currency: str
@@ -35,6 +38,10 @@ class LogEntry:
     trade_id: str = ""
     order_id: str = ""
     order_link_id: str = ""
+
+    @property
+    def id(self) -> str:
+        return str(self.seq)
 
     @property
     def change(self) -> Decimal:
@@ -71,6 +78,7 @@ class LogEntry:
 class Transfer:
     """An internal transfer (``/v5/asset/transfer/inter-transfer``)."""
 
+    seq: int
     transfer_id: str
     coin: str
     amount: Decimal
@@ -94,7 +102,7 @@ class Transfer:
 class Deposit:
     """An on-chain deposit credited to the funding wallet (made by a test through the state API)."""
 
-    id: str
+    seq: int
     coin: str
     amount: Decimal
     time_ms: int
@@ -103,7 +111,7 @@ class Deposit:
 
     def item(self) -> dict[str, Any]:
         return {
-            "id": self.id,
+            "id": str(self.seq),
             "coin": self.coin,
             "chain": self.chain,
             "amount": fmt(self.amount),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # views are built from orders; orders.py imports accounts, which imports views
+    from .orders import Execution, Order
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,13 @@ class OrderView:
     created_ms: int
     updated_ms: int
 
+    @classmethod
+    def of(cls, o: Order) -> OrderView:
+        return cls(
+            o.order_id, o.link_id, o.category, o.symbol, o.side, o.order_type, o.time_in_force, o.status,
+            o.qty, o.price, o.cum_qty, o.avg_price, o.cum_fee, o.reduce_only, o.created_ms, o.updated_ms,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionView:
@@ -74,3 +85,11 @@ class ExecutionView:
     closed_size: Decimal
     realised_pnl: Decimal  # before fees
     time_ms: int
+
+    @classmethod
+    def of(cls, e: Execution) -> ExecutionView:
+        o = e.order
+        return cls(
+            e.exec_id, o.order_id, o.link_id, o.category, o.symbol, o.side, e.price, e.qty, e.fee, e.fee_coin,
+            e.is_maker, e.closed_size, e.pnl, e.time_ms,
+        )  # fmt: skip

@@ -1,0 +1,138 @@
+"""Private pushes: what one engine call tells the accounts it changed, sent only if it succeeds.
+
+A call builds its pushes as it goes (:meth:`Pushes.emit`), but nothing reaches the event log
+until the call commits: a refused request must send nothing, and a request that changed
+account A must never put anything in account B's stream. So:
+
+* a push is built for one account, from that account's orders, fills, positions and wallet,
+  and queued under its key;
+* orders that change as a side effect (a position's stop armed or cleared) are queued per
+  account too, and ride that account's next push;
+* :meth:`commit` appends the call's pushes to the event log in order (leftover side changes
+  as order pushes of their own); :meth:`discard` drops everything the call built, and
+  :meth:`savepoint` / :meth:`rollback` do the same for one entry of a batch.
+
+Pushes are built only for watched accounts (an authenticated private connection on some WS
+worker): encoding is most of an order's cost, and nobody may be listening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..config import InstrumentConfig
+from . import shapes
+from .accounts import Account, Position
+from .book import Ident
+from .events import EventLog
+from .ledger import flat_position
+from .margin import Margin
+from .orders import Execution, Order
+
+Messages = list[tuple[str, list[dict[str, Any]]]]
+
+
+class Pushes:
+    def __init__(
+        self, events: EventLog, margin: Margin, instruments: dict[Ident, InstrumentConfig], clock: Callable[[], int]
+    ) -> None:
+        self.events = events
+        self._clock = clock
+        self.margin = margin
+        self.instruments = instruments
+        self._watchers: dict[str, frozenset[str]] = {}
+        self.watched: frozenset[str] = frozenset()
+        self._pending: list[tuple[str, Messages]] = []
+        self._side: dict[str, list[Order]] = {}
+
+    def watch(self, worker: str, api_keys: list[str]) -> None:
+        """A WS worker's accounts with authenticated private connections (its whole set)."""
+        self._watchers[worker] = frozenset(api_keys)
+        self.watched = frozenset().union(*self._watchers.values())
+
+    # -- building -----------------------------------------------------------------------------
+
+    def side_change(self, order: Order) -> None:
+        """``order`` changed as a side effect: its account's next push carries it."""
+        if order.api_key in self.watched:
+            self._side.setdefault(order.api_key, []).append(order)
+
+    def emit(self, account: Account, inst: InstrumentConfig, orders: list[Order], fills: list[Execution]) -> None:
+        """One push for one change of one account: order, execution, position, wallet."""
+        side = self._side.pop(account.api_key, None)
+        if account.api_key not in self.watched:
+            return
+        if side:
+            orders = orders + [o for o in side if o not in orders]
+        messages: Messages = []
+        if orders:
+            messages.append(("order", [self._order(o) for o in orders]))
+        if fills:
+            messages.append(("execution", [shapes.execution_item(e, inst, stream=True) for e in fills]))
+        if inst.category != "spot":  # the positions these orders trade (none named: every side)
+            held = account.position_indices(inst.category, inst.symbol)
+            named = sorted({o.position_idx for o in orders} & set(held))
+            items = []
+            for idx in named or held:  # read, never created: a push has no side effects
+                pos = account.positions.get((inst.category, inst.symbol, idx))
+                items.append(self.position_item(pos, inst, idx))
+            messages.append(("position", items))
+        messages.append(self.wallet_message(account))
+        self._pending.append((account.api_key, messages))
+
+    def emit_wallet(self, account: Account) -> None:
+        """A wallet-only push: money moved without an order (a transfer, a margin-mode change)."""
+        if account.api_key in self.watched:
+            self._pending.append((account.api_key, [self.wallet_message(account)]))
+
+    def wallet_message(self, account: Account) -> tuple[str, list[dict[str, Any]]]:
+        valuation = self.margin.valuation(account)
+        coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
+        return ("wallet", [shapes.wallet_account(valuation, coins)])
+
+    def position_item(self, pos: Position | None, inst: InstrumentConfig, idx: int) -> dict[str, Any]:
+        """A ``position`` push item (flat, not stored, if ``pos`` is None)."""
+        if pos is None:
+            pos = flat_position(inst.category, inst.symbol, idx, self._clock())
+        item = self.position_json(pos, inst)
+        item["entryPrice"] = item.pop("avgPrice")
+        item["category"] = inst.category
+        return item
+
+    def position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
+        mark = self.margin.markets.mark_price((inst.category, inst.symbol))
+        return shapes.position(pos, inst, mark if mark is not None else inst.price)
+
+    def _order(self, o: Order) -> dict[str, Any]:
+        return shapes.order_item(o, self.instruments[(o.category, o.symbol)], stream=True)
+
+    # -- the call's outcome -------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """The call succeeded: its pushes go out, in the order they were built."""
+        for api_key, orders in self._side.items():
+            self._pending.append((api_key, [("order", [self._order(o) for o in orders])]))
+        self._side.clear()
+        for api_key, messages in self._pending:
+            self.events.append("private", (api_key, messages))
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """The call was refused: it tells nobody anything."""
+        self._pending.clear()
+        self._side.clear()
+
+    def savepoint(self) -> tuple[int, dict[str, int]]:
+        return len(self._pending), {key: len(orders) for key, orders in self._side.items()}
+
+    def rollback(self, point: tuple[int, dict[str, int]]) -> None:
+        """Drop what was built since ``point`` (a refused entry of a batch)."""
+        pending, side = point
+        del self._pending[pending:]
+        for key in list(self._side):
+            kept = side.get(key, 0)
+            if kept:
+                del self._side[key][kept:]
+            else:
+                del self._side[key]
