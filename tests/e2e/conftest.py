@@ -67,6 +67,15 @@ class RawHttp:
         body, self.buf = self.buf[:length], self.buf[length:]
         return status, headers, body
 
+    def expect_refusal(self, status: int, fragment: str) -> None:
+        """The next answer refuses the request at the protocol level: ``status`` with Bybit's
+        envelope (retCode 10001, ``fragment`` in retMsg), ``Connection: close``, then close."""
+        got, headers, body = self.read_response()
+        assert got == status and headers["connection"] == "close", (got, headers)
+        data = envelope(body)
+        assert data["retCode"] == 10001 and fragment in data["retMsg"], data
+        assert self.is_closed()
+
     def is_closed(self) -> bool:
         self.sock.settimeout(2)
         try:

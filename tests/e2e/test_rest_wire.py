@@ -67,11 +67,7 @@ def test_oversized_body_is_refused_with_413(bybit_mock: MockExchange) -> None:
     try:
         size = bybit_mock.config.max_body_bytes + 1
         conn.send(f"POST /v5/order/create HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
-        status, headers, body = conn.read_response()
-        assert status == 413 and headers["connection"] == "close"
-        data = envelope(body)
-        assert data["retCode"] == 10001 and "too large" in data["retMsg"]
-        assert conn.is_closed()
+        conn.expect_refusal(413, "too large")
     finally:
         conn.close()
 

@@ -26,7 +26,7 @@ from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.bybit.numbers import fmt
 from bybit_mock.config import InstrumentConfig, default_instruments
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.helpers import Clock
+from tests.unit.helpers import LINEAR, Clock
 
 D = Decimal
 KEYS = ("alice", "bob", "carol")  # carol has no private connection
@@ -78,27 +78,19 @@ def _plain(value: Any) -> Any:
 def account_state(ex: Exchange, key: str) -> Any:
     book = ex.book
     account = book.accounts[key]
+
+    def on_books(books: dict[Any, dict[str, Any]]) -> Any:
+        return tuple(
+            sorted((repr(i), oid) for i, orders in books.items() for oid, o in orders.items() if o.api_key == key)
+        )
+
     return (
         _fields(account),
         tuple(_fields(o) for o in book.account_orders.get(key, [])),
         tuple(e.exec_id for e in book.executions.get(key, [])),
         tuple(sorted(repr(k) for k, o in book.link_ids.items() if o.api_key == key)),
-        tuple(
-            sorted(
-                (repr(ident), oid)
-                for ident, orders in book.resting.items()
-                for oid, o in orders.items()
-                if o.api_key == key
-            )
-        ),
-        tuple(
-            sorted(
-                (repr(ident), oid)
-                for ident, orders in book.triggers.items()
-                for oid, o in orders.items()
-                if o.api_key == key
-            )
-        ),
+        on_books(book.resting),
+        on_books(book.triggers),
         tuple(sorted((repr(k), tuple(sorted(v))) for k, v in book.position_stops.items() if k[0] == key and v)),
         tuple(sorted((repr(k), n) for k, n in book.open_counts.items() if k[0] == key and n)),
     )
@@ -155,14 +147,7 @@ def test_refused_trading_stop_changes_nothing_and_leaks_nothing_to_another_accou
         ex,
         "order_create",
         "bob",
-        {
-            "category": "linear",
-            "symbol": "BTCUSDT",
-            "side": "Buy",
-            "orderType": "Limit",
-            "qty": "0.01",
-            "price": "60000",
-        },
+        LINEAR | {"side": "Buy", "orderType": "Limit", "qty": "0.01", "price": "60000"},
     )
     assert code == 0
     pushed = private_events(ex, cursor)

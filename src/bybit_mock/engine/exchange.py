@@ -98,7 +98,7 @@ class Exchange:
             book = self.book = AccountBook(accounts, self._config.history_limit, self._config.market.seed)
             clock, margin, pushes = self._clock, self.margin, self.pushes
             self.stops = PositionStops(book, margin, pushes, clock)
-            self.trading = Trading(book, self.markets, margin, pushes, self.stops, clock)
+            self.trading = Trading(book, margin, pushes, clock, self.stops)
             self.position_settings = PositionSettings(book, margin, pushes, clock)
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
@@ -404,9 +404,22 @@ class Exchange:
         qty: Decimal | int | str | None = None,
         price: Decimal | int | str | None = None,
     ) -> None:
-        """Fill an open order (all of it by default) at ``price`` (its own by default), as maker."""
+        """Fill an open order (all of it by default) at ``price`` (its own by default), as maker.
+
+        Money, position and the private pushes move exactly as for a market-driven fill."""
         with self._changing():
-            self.trading.fill_order(api_key, order_id, qty, price)
+            order = self.book.orders.get(order_id)
+            if order is None or order.api_key != api_key:
+                raise ValueError(f"no order {order_id!r} for this account")
+            if not order.is_active:
+                raise ValueError(f"order {order_id} is {order.status}; only live (triggered) orders can fill")
+            amount = order.leaves_qty if qty is None else to_decimal(qty, "qty")
+            if not ZERO < amount <= order.leaves_qty:
+                raise ValueError(f"qty must be in (0, {order.leaves_qty}]")
+            at = order.price if price is None else to_decimal(price, "price")
+            if at <= 0:
+                raise ValueError("price must be > 0")
+            self.trading.fill_resting(order, amount, at, self._clock())
 
     def deposit(self, api_key: str, coin: str, amount: Decimal | int | str, chain: str | None = None) -> str:
         """An on-chain deposit lands in the funding wallet; returns its transaction id."""

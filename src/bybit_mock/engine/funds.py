@@ -24,11 +24,10 @@ from ..bybit.numbers import fmt, parse_decimal
 from ..config import InstrumentConfig, to_decimal
 from . import requests
 from .accounts import ZERO, Account
-from .book import AccountBook, trim_history
+from .book import trim_history
 from .ledger import FillResult
-from .margin import Margin
 from .orders import Execution
-from .pushes import Pushes
+from .part import Part
 from .records import Deposit, LogEntry, Transfer
 
 MARGIN_MODES = ("REGULAR_MARGIN", "ISOLATED_MARGIN", "PORTFOLIO_MARGIN")
@@ -61,13 +60,7 @@ def log_fill(
     ]
 
 
-class Funds:
-    def __init__(self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int]) -> None:
-        self.book = book
-        self.margin = margin
-        self.pushes = pushes
-        self._clock = clock
-
+class Funds(Part):
     # -- margin mode ------------------------------------------------------------------------
 
     def account_info(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ before moving a thing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..bybit import errors, params
@@ -17,20 +16,11 @@ from ..instruments import CONTRACTS
 from . import margin as margins
 from . import requests
 from .accounts import ZERO, Account
-from .book import AccountBook
 from .ledger import DEFAULT_LEVERAGE, position_of
-from .margin import Margin
-from .pushes import Pushes
+from .part import Part
 
 
-class PositionSettings:
-    def __init__(self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int]) -> None:
-        self.book = book
-        self.instruments = margin.instruments
-        self.margin = margin
-        self.pushes = pushes
-        self._clock = clock
-
+class PositionSettings(Part):
     def set_leverage(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``POST /v5/position/set-leverage``: buy and sell leverage are equal (cross margin);
         in hedge mode both of the symbol's positions take it."""

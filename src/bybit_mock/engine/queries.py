@@ -22,6 +22,7 @@ from .book import AccountBook
 from .ledger import flat_position
 from .margin import Margin
 from .orders import Order
+from .part import Part
 from .pushes import Pushes
 from .views import CoinView, ExecutionView, OrderView
 
@@ -29,13 +30,9 @@ from .views import CoinView, ExecutionView, OrderView
 _WALLET_CACHE_SIZE = 1024
 
 
-class Queries:
+class Queries(Part):
     def __init__(self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int]) -> None:
-        self.book = book
-        self.instruments = margin.instruments
-        self.margin = margin
-        self.pushes = pushes
-        self._clock = clock
+        super().__init__(book, margin, pushes, clock)
         self._wallet_cache: dict[tuple[Any, ...], bytes] = {}
         self._wallet_version = -1
 

@@ -15,7 +15,7 @@ The request rules (``requests.trading_stop``) are checked before anything here r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from ..bybit import errors
@@ -23,23 +23,15 @@ from ..config import InstrumentConfig
 from ..instruments import CONTRACTS
 from . import requests, stops
 from .accounts import ZERO, Account, Position
-from .book import AccountBook
-from .margin import Margin
 from .orders import Order
-from .pushes import Pushes
+from .part import Part
 from .stops import Leg
 
 #: the Position attribute that shows each of a position's own stops
 _POSITION_FIELDS = {"TakeProfit": "take_profit", "StopLoss": "stop_loss", "TrailingStop": "trailing_stop"}
 
 
-class PositionStops:
-    def __init__(self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int]) -> None:
-        self.book = book
-        self.margin = margin
-        self.pushes = pushes
-        self._clock = clock
-
+class PositionStops(Part):
     def trading_stop(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
         """``POST /v5/position/trading-stop``: a position's TP, SL and trailing stop ("0" clears).
 

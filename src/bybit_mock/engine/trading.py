@@ -30,9 +30,8 @@ import orjson
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
-from ..config import InstrumentConfig, to_decimal
+from ..config import InstrumentConfig
 from ..instruments import TRADED
-from ..market.markets import Markets
 from . import margin as margins
 from . import requests, stops
 from .accounts import ZERO, Account
@@ -42,6 +41,7 @@ from .ledger import apply_fill, fee_of
 from .margin import Margin
 from .matching import Plan, filled_qty, truncate, walk
 from .orders import Execution, Order
+from .part import Part
 from .pushes import Pushes
 from .tpsl import PositionStops
 
@@ -53,23 +53,13 @@ _USER_STOPS = ("Stop", "tpslOrder")
 _MAX_SWEEP_PASSES = 8
 
 
-class Trading:
+class Trading(Part):
     def __init__(
-        self,
-        book: AccountBook,
-        markets: Markets,
-        margin: Margin,
-        pushes: Pushes,
-        stops_: PositionStops,
-        clock: Callable[[], int],
+        self, book: AccountBook, margin: Margin, pushes: Pushes, clock: Callable[[], int], stops_: PositionStops
     ) -> None:
-        self.book = book
-        self.instruments = margin.instruments
-        self.markets = markets
-        self.margin = margin
-        self.pushes = pushes
+        super().__init__(book, margin, pushes, clock)
+        self.markets = margin.markets
         self.stops = stops_
-        self._clock = clock
         #: per symbol, (best bid, best ask, rest count) at its last sweep: an unchanged top of
         #: book with no order rested since cannot cross anything new, so the sweep skips it
         self._swept: dict[Ident, tuple[int | None, int | None, int]] = {}
@@ -313,29 +303,6 @@ class Trading:
                 self.stops.arm_entry(account, inst, pos, order, now)
         return execution
 
-    def fill_order(
-        self,
-        api_key: str,
-        order_id: str,
-        qty: Decimal | int | str | None = None,
-        price: Decimal | int | str | None = None,
-    ) -> None:
-        """State API: fill an open order (all of it by default) at ``price`` (its own by
-        default), as maker. Money, position and the private pushes move exactly as for a
-        market-driven fill."""
-        order = self.book.orders.get(order_id)
-        if order is None or order.api_key != api_key:
-            raise ValueError(f"no order {order_id!r} for this account")
-        if not order.is_active:
-            raise ValueError(f"order {order_id} is {order.status}; only live (triggered) orders can fill")
-        amount = order.leaves_qty if qty is None else to_decimal(qty, "qty")
-        if not ZERO < amount <= order.leaves_qty:
-            raise ValueError(f"qty must be in (0, {order.leaves_qty}]")
-        at = order.price if price is None else to_decimal(price, "price")
-        if at <= 0:
-            raise ValueError("price must be > 0")
-        self._fill_resting(order, amount, at, self._clock())
-
     # -- the market moves -------------------------------------------------------------------
 
     def sweep(self, now_ms: int) -> None:
@@ -374,7 +341,7 @@ class Trading:
         ]
         for order in sorted(crossed, key=lambda o: o.seq):
             if order.is_active:  # an earlier fill may have cancelled it (its position closed)
-                self._fill_resting(order, order.leaves_qty, order.price, now_ms)
+                self.fill_resting(order, order.leaves_qty, order.price, now_ms)
 
     def _check_triggers(self, ident: Ident, pending: dict[str, Order], now_ms: int) -> None:
         model = self.markets.models[ident]
@@ -417,7 +384,9 @@ class Trading:
             fills = self._take(account, inst, order, plan, now_ms)
         self.pushes.emit(account, inst, [order], fills)
 
-    def _fill_resting(self, order: Order, qty: Decimal, price: Decimal, now_ms: int) -> None:
+    def fill_resting(self, order: Order, qty: Decimal, price: Decimal, now_ms: int) -> None:
+        """Fill ``qty`` of a live order at ``price``, as maker (the market moved through it,
+        or a test said so): money, position and pushes move as for any fill."""
         account = self.book.accounts[order.api_key]
         inst = self.instruments[(order.category, order.symbol)]
         self.book.release(account, inst, order)

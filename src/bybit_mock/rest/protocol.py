@@ -27,9 +27,9 @@ Rules this protocol keeps, and why:
   is armed only when a read ends in the middle of a request, never per request, and an idle
   keep-alive connection has none.
 * **Upgrade is ignored.** httptools completes a request carrying ``Upgrade`` (without any
-  body it announced) and then stops parsing the connection, so the request is answered
-  normally, with ``Connection: close``, and the connection is closed after it: exactly one
-  response, as RFC 9110 lets a server that declines an upgrade do.
+  body it announced), or a ``CONNECT``, and then stops parsing the connection, so the request
+  is answered normally, with ``Connection: close``, and the connection is closed after it:
+  exactly one response, as RFC 9110 lets a server that declines an upgrade do.
 * **Malformed HTTP** gets 400 and a Bybit envelope, then close. Nothing a client sends can
   raise out of ``data_received`` into the event loop, and a handler's exception answers 500
   for that request alone.
@@ -216,8 +216,9 @@ class HttpProtocol(asyncio.Protocol):
             headers,
             b"".join(self._body) if self._body else b"",
         )
-        # After an upgrade request httptools parses nothing more, so it is the last one.
-        close = not parser.should_keep_alive() or (b"upgrade" in headers and parser.should_upgrade())
+        # After an upgrade request (an ``Upgrade`` + ``Connection: upgrade`` pair, or any
+        # ``CONNECT``) httptools parses nothing more, so it is the last one.
+        close = not parser.should_keep_alive() or parser.should_upgrade()
         if close:
             self._closing = True
         slot: list[Any] = [None, close]
