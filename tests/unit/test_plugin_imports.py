@@ -91,3 +91,23 @@ def test_instruments_sit_below_config_and_market() -> None:
     for path in sorted((SRC / "market").glob("*.py")):
         imported = _imported_modules(path)
         assert "bybit_mock.config" not in imported, path.name
+
+
+def _package_of(module: str) -> str:
+    """``bybit_mock.engine.book`` -> ``engine``; a top-level module is its own package."""
+    return module.split(".")[1] if module.count(".") >= 1 else module
+
+
+def test_no_package_imports_a_package_that_imports_it() -> None:
+    """The packages layer: market and bybit below engine, ws and rest above; no cycles
+    (type-only imports, under ``TYPE_CHECKING``, count too: they are design dependencies)."""
+    edges: dict[str, set[str]] = {}
+    for path in SRC.rglob("*.py"):
+        module = "bybit_mock." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+        source = _package_of(module.removesuffix(".__init__"))
+        for target in _imported_modules(path):
+            if target != "bybit_mock" and _package_of(target) != source:
+                edges.setdefault(source, set()).add(_package_of(target))
+    cycles = {(a, b) for a, targets in edges.items() for b in targets if a in edges.get(b, set()) and a < b}
+    assert cycles == set(), cycles
+    assert "ws" not in edges.get("market", set()) and "engine" not in edges.get("bybit", set())
