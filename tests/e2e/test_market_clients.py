@@ -45,7 +45,12 @@ def test_pybit_public_callbacks_receive_every_stream(
         ws.kline_stream(1, "BTCUSDT", keep("kline"))
         ws.ticker_stream("BTCUSDT", keep("ticker"))
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not (len(got["kline"]) >= 2 and len(got["ticker"]) >= 3):
+
+        def enough() -> bool:  # every stream seen; the book streams at 50/s, klines at 1/s
+            with lock:
+                return len(got["kline"]) >= 2 and len(got["ticker"]) >= 3 and len(got["orderbook"]) > 20
+
+        while time.monotonic() < deadline and not enough():
             time.sleep(0.05)
         assert ws.is_connected()
     finally:

@@ -123,16 +123,24 @@ NOT_PLAIN: list[Callable[[int], str]] = [
 ]
 NOT_PLAIN_IDS = ["leading space", "trailing space", "plus", "underscores", "4013 digits"]
 ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+#: in a header, trailing spaces and tabs are not part of the value (RFC 9110 5.5)
+IN_HEADERS = [(f, i) for f, i in zip(NOT_PLAIN, NOT_PLAIN_IDS, strict=True) if i != "trailing space"]
+HEADER_NOT_PLAIN, HEADER_NOT_PLAIN_IDS = [f for f, _ in IN_HEADERS], [i for _, i in IN_HEADERS]
 
 
-@pytest.mark.parametrize("form", NOT_PLAIN, ids=NOT_PLAIN_IDS)
+def test_trailing_whitespace_is_not_part_of_a_header_value() -> None:
+    sent = {name: value + b" \t" for name, value in headers(NOW, "").items()}  # signed over the bare values
+    assert auth.verify_rest(sent, "", {KEY: SECRET}, NOW) == KEY
+
+
+@pytest.mark.parametrize("form", HEADER_NOT_PLAIN, ids=HEADER_NOT_PLAIN_IDS)
 def test_timestamp_header_must_be_plain_digits(form: Callable[[int], str]) -> None:
     with pytest.raises(BybitError) as exc:
         auth.verify_rest(headers(form(NOW), ""), "", {KEY: SECRET}, NOW)
     assert exc.value.code == errors.TIMESTAMP_ERROR
 
 
-@pytest.mark.parametrize("form", NOT_PLAIN, ids=NOT_PLAIN_IDS)
+@pytest.mark.parametrize("form", HEADER_NOT_PLAIN, ids=HEADER_NOT_PLAIN_IDS)
 def test_recv_window_header_must_be_plain_digits(form: Callable[[int], str]) -> None:
     with pytest.raises(BybitError) as exc:
         auth.verify_rest(headers(NOW, "", recv=form(5000)), "", {KEY: SECRET}, NOW)

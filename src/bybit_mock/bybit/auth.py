@@ -29,6 +29,7 @@ from . import errors
 from .numbers import MAX_INT_DIGITS, parse_unsigned
 
 DEFAULT_RECV_WINDOW = "5000"
+_OWS = b" \t"
 #: A request stamped this far in the future is still accepted (Bybit's ``< server + 1000``).
 FUTURE_TOLERANCE_MS = 1000
 _EXPIRES_LIMIT = 10**MAX_INT_DIGITS
@@ -74,16 +75,20 @@ def verify_rest(
     ``headers`` maps lower-case header names to raw values. The caller has already checked
     that the key header is present (see :func:`api_key_of`).
     """
-    api_key = headers[b"x-bapi-api-key"].decode("latin-1")
-    ts_raw = headers.get(b"x-bapi-timestamp", b"").decode("latin-1")
-    recv_window = headers.get(b"x-bapi-recv-window", DEFAULT_RECV_WINDOW.encode()).decode("latin-1")
+    # A header value's trailing spaces and tabs are not part of it (RFC 9110 5.5); llhttp
+    # strips only the leading ones. Stripped here, where the values mean something, rather than
+    # for every header of every request.
+    api_key = headers[b"x-bapi-api-key"].rstrip(_OWS).decode("latin-1")
+    ts_raw = headers.get(b"x-bapi-timestamp", b"").rstrip(_OWS).decode("latin-1")
+    recv_window = headers.get(b"x-bapi-recv-window", DEFAULT_RECV_WINDOW.encode()).rstrip(_OWS).decode("latin-1")
     check_timestamp(ts_raw, recv_window, now_ms)
     secret = secret_for.get(api_key)
     if secret is None:
         raise errors.BybitError(errors.INVALID_API_KEY, errors.INVALID_API_KEY_MSG)
-    given = headers.get(b"x-bapi-sign", b"").decode("latin-1").lower()
+    # As bytes: compare_digest raises TypeError on a str holding non-ASCII characters.
+    given = headers.get(b"x-bapi-sign", b"").rstrip(_OWS).lower()
     origin = ts_raw + api_key + recv_window + payload
-    if not hmac.compare_digest(sign(secret, origin), given):
+    if not hmac.compare_digest(sign(secret, origin).encode(), given):
         raise errors.sign_error(origin)
     return api_key
 
@@ -101,7 +106,7 @@ def check_timestamp(ts_raw: str, recv_window: str, now_ms: int) -> None:
 
 
 def api_key_of(headers: Mapping[bytes, bytes]) -> str | None:
-    value = headers.get(b"x-bapi-api-key")
+    value = headers.get(b"x-bapi-api-key", b"").rstrip(_OWS)
     return value.decode("latin-1") if value else None
 
 
@@ -128,6 +133,7 @@ def verify_ws_auth(args: object, secret_for: Mapping[str, str], now_ms: int) -> 
     if secret is None:
         return None
     # Sign what the client sent (an int or a string), the way it rendered it.
-    if not hmac.compare_digest(ws_auth_signature(secret, expires), signature.lower()):
+    # As bytes: compare_digest raises TypeError on a str holding non-ASCII characters.
+    if not hmac.compare_digest(ws_auth_signature(secret, expires).encode(), signature.lower().encode()):
         return None
     return api_key

@@ -209,8 +209,10 @@ class HttpProtocol(asyncio.Protocol):
             path, query = url, b""
         headers = self._headers
         parser = self._parser
+        method = parser.get_method()
+        head_only = method == b"HEAD"  # its answer has a Content-Length but no body (RFC 9110 9.3.2)
         request = Request(
-            parser.get_method().decode("ascii", "replace"),
+            method.decode("ascii", "replace"),
             path.decode("latin-1"),
             query.decode("latin-1"),
             headers,
@@ -227,7 +229,8 @@ class HttpProtocol(asyncio.Protocol):
         def respond(status: int, body: bytes) -> None:
             if slot[0] is not None:  # answered already (a handler that answered, then raised)
                 return
-            slot[0] = json_response(status, body, close=close)
+            response = json_response(status, body, close=close)
+            slot[0] = response[: len(response) - len(body)] if head_only else response
             self._flush()
 
         try:

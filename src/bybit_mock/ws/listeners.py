@@ -94,6 +94,8 @@ class BaseListener(WSListener):
         #: set once :meth:`close` has sent the close frame: later frames are ignored
         self._closing = False
         self._abort_timer: asyncio.TimerHandle | None = None
+        #: the fragments of a message still arriving (RFC 6455 5.4); None between messages
+        self._fragments: list[bytes] | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -147,13 +149,20 @@ class BaseListener(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
-        if msg_type in _DATA_FRAMES:
+        if msg_type in _DATA_FRAMES or msg_type == WSMsgType.CONTINUATION:
             if self._closing:
                 return
+            if frame.fin and self._fragments is None and msg_type != WSMsgType.CONTINUATION:
+                payload: bytes | memoryview = frame.get_payload_as_memoryview()  # a whole message: most frames
+            else:
+                whole = self._assemble(frame)
+                if whole is None:
+                    return
+                payload = whole
             if not self._paused:
-                self.on_request(frame.get_payload_as_memoryview())
+                self.on_request(payload)
             elif len(self._backlog) < self.app.config.ws_max_pending_requests:
-                self._backlog.append(frame.get_payload_as_bytes())
+                self._backlog.append(bytes(payload))
             else:
                 limit = self.app.config.ws_max_pending_requests
                 log.warning("closing %s %s: more than %d requests queued", type(self).__name__, self.conn_id, limit)
@@ -161,6 +170,29 @@ class BaseListener(WSListener):
         elif msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
+
+    def _assemble(self, frame: WSFrame) -> bytes | None:
+        """A fragmented message's payload once its last fragment is in (None until then).
+
+        Clients may split a message into fragments (RFC 6455 5.4); together they are bounded by
+        the frame limit, and a continuation with no message to continue is a protocol error."""
+        first = frame.msg_type != WSMsgType.CONTINUATION
+        if first == (self._fragments is not None):
+            self.close(
+                WSCloseCode.PROTOCOL_ERROR, "unexpected continuation frame" if not first else "fragments interleaved"
+            )
+            return None
+        fragments = self._fragments = [] if first else self._fragments
+        assert fragments is not None
+        fragments.append(frame.get_payload_as_bytes())
+        limit = self.app.config.max_ws_frame_bytes
+        if sum(map(len, fragments)) > limit:
+            self.close(WSCloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes")
+            return None
+        if not frame.fin:
+            return None
+        self._fragments = None
+        return b"".join(fragments)
 
     def on_request(self, data: bytes | memoryview) -> None:
         """Handle one client message (a text or binary frame's payload)."""
