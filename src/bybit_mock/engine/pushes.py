@@ -111,6 +111,8 @@ class Pushes:
 
     def commit(self) -> None:
         """The call succeeded: its pushes go out, in the order they were built."""
+        if not self._pending and not self._side:  # most calls on an unwatched account
+            return
         for api_key, orders in self._side.items():
             self._pending.append((api_key, [("order", [self._order(o) for o in orders])]))
         self._side.clear()
