@@ -780,4 +780,4 @@ def test_head_is_answered_without_a_body(bybit_mock: MockExchange) -> None:
         while received.count(b"\r\n\r\n") < 2 and (chunk := sock.recv(65536)):
             received += chunk
         head, after = received.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 ") and after.startswith(b"HTTP/1.1 "), received
+        assert head.startswith(b"HTTP/1.1 200 ") and after.startswith(b"HTTP/1.1 200 "), received  # HEAD is GET

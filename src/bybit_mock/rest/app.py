@@ -84,13 +84,15 @@ class RestApp:
         now_ns = time.time_ns()
         now_ms = now_ns // 1_000_000
         route = self.routes.get(request.path)
-        if route is None or route.method != request.method:
+        # HEAD is GET without the body (RFC 9110 9.3.2; the protocol leaves the body out)
+        method = "GET" if request.method == "HEAD" else request.method
+        if route is None or route.method != method:
             what = "Route not found" if route is None else f"method {request.method} not allowed"
             body = envelope.error(errors.ROUTE_NOT_FOUND, f"{what}: {request.method} {request.path}", now_ms)
             respond(404, body)
             return
         try:
-            if request.method == "GET":
+            if method == "GET":
                 payload = request.query
                 params: dict[str, Any] = parse_query(request.query)
             else:
@@ -105,7 +107,7 @@ class RestApp:
                     self._look_up_key(api_key, request, respond)
                     return
                 auth.verify_rest(request.headers, payload, self.secrets, now_ms)
-            if request.method != "GET":
+            if method != "GET":
                 params = parse_body(request.body)
             result = route.handler(Call(params, api_key, now_ms, now_ns))
         except BybitError as exc:
