@@ -16,7 +16,7 @@ import pytest
 
 from bybit_mock.config import InstrumentConfig, default_instruments
 from bybit_mock.market import csv_convert
-from bybit_mock.market import replay as replay_module
+from bybit_mock.market import recording as recording_module
 from bybit_mock.market.candles import interval_start
 from bybit_mock.market.config import SymbolMarketConfig
 from bybit_mock.market.markets import build_model
@@ -622,15 +622,15 @@ def test_csv_converter_command_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_the_recording_cache_keeps_only_the_most_recently_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long-lived process that loads many files must not keep them all decoded."""
-    monkeypatch.setattr(replay_module, "_CACHE", OrderedDict())
-    size = replay_module.CACHE_SIZE
+    monkeypatch.setattr(recording_module, "_CACHE", OrderedDict())
+    size = recording_module.CACHE_SIZE
     paths = [tmp_path / f"rec{n}.jsonl" for n in range(size + 3)]
     for p in paths:
         p.write_bytes(SAMPLE.read_bytes())
-    first = {p: replay_module.load_recording(p, inst()) for p in paths[:size]}
-    assert replay_module.load_recording(paths[0], inst()) is first[paths[0]]  # a hit: and now the most recent
+    first = {p: recording_module.load_recording(p, inst()) for p in paths[:size]}
+    assert recording_module.load_recording(paths[0], inst()) is first[paths[0]]  # a hit: and now the most recent
     for p in paths[size:]:
-        replay_module.load_recording(p, inst())
-    assert len(replay_module._CACHE) == size
-    assert replay_module.load_recording(paths[0], inst()) is first[paths[0]]  # kept: used recently
-    assert replay_module.load_recording(paths[1], inst()) is not first[paths[1]]  # forgotten, decoded again
+        recording_module.load_recording(p, inst())
+    assert len(recording_module._CACHE) == size
+    assert recording_module.load_recording(paths[0], inst()) is first[paths[0]]  # kept: used recently
+    assert recording_module.load_recording(paths[1], inst()) is not first[paths[1]]  # forgotten, decoded again
