@@ -246,6 +246,29 @@ async def test_close_frame_is_answered_and_the_socket_closed() -> None:
     assert conn.ws.closes == [(WSCloseCode.OK, b"")] and conn.ws.disconnects == [True]
 
 
+async def test_fragments_are_one_message_and_bounded_together() -> None:
+    conn = open_conn("linear", max_ws_frame_bytes=1024)
+    ws = cast(Any, conn.ws)
+    for part, msg_type, fin in (
+        (b'{"op":"ping",', WSMsgType.TEXT, False),
+        (b'"req_id":"w"}', WSMsgType.CONTINUATION, True),
+    ):
+        conn.listener.on_ws_frame(ws, _make_test_ws_frame(msg_type, part, fin, False))
+    (pong,) = await conn.replies()
+    assert pong["req_id"] == "w" and pong["ret_msg"] == "pong"
+    # a thousand one-byte fragments: a running size, refused at the limit (not re-summed per fragment)
+    conn.listener.on_ws_frame(ws, _make_test_ws_frame(WSMsgType.TEXT, b"[", False, False))
+    for _ in range(1100):
+        conn.listener.on_ws_frame(ws, _make_test_ws_frame(WSMsgType.CONTINUATION, b"1", False, False))
+    assert conn.ws.closes == [(WSCloseCode.MESSAGE_TOO_BIG, b"message over 1024 bytes")]
+
+
+async def test_a_continuation_with_nothing_to_continue_is_a_protocol_error() -> None:
+    conn = open_conn("linear")
+    conn.listener.on_ws_frame(cast(Any, conn.ws), _make_test_ws_frame(WSMsgType.CONTINUATION, b"x", True, False))
+    assert conn.ws.closes == [(WSCloseCode.PROTOCOL_ERROR, b"unexpected continuation frame")]
+
+
 # -- request ids ------------------------------------------------------------------------------
 
 

@@ -95,7 +95,7 @@ class BaseListener(WSListener):
         self._closing = False
         self._abort_timer: asyncio.TimerHandle | None = None
         #: the fragments of a message still arriving (RFC 6455 5.4); None between messages
-        self._fragments: list[bytes] | None = None
+        self._fragments: bytearray | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -182,17 +182,17 @@ class BaseListener(WSListener):
                 WSCloseCode.PROTOCOL_ERROR, "unexpected continuation frame" if not first else "fragments interleaved"
             )
             return None
-        fragments = self._fragments = [] if first else self._fragments
-        assert fragments is not None
-        fragments.append(frame.get_payload_as_bytes())
+        message = self._fragments = bytearray() if first else self._fragments
+        assert message is not None
+        message += frame.get_payload_as_memoryview()  # one growing buffer: its size is known at once
         limit = self.app.config.max_ws_frame_bytes
-        if sum(map(len, fragments)) > limit:
+        if len(message) > limit:
             self.close(WSCloseCode.MESSAGE_TOO_BIG, f"message over {limit} bytes")
             return None
         if not frame.fin:
             return None
         self._fragments = None
-        return b"".join(fragments)
+        return bytes(message)
 
     def on_request(self, data: bytes | memoryview) -> None:
         """Handle one client message (a text or binary frame's payload)."""
