@@ -208,8 +208,8 @@ def test_market_models_reply_is_a_snapshot_taken_under_the_lock() -> None:
     during iteration" when it was the live models)."""
     clock = Clock()
     ex = Exchange(MockExchangeConfig(), clock=clock)
-    code, (cursor, blob) = ex.apply_batch([("market_models", ())])[0]
-    assert code == 0 and isinstance(blob, bytes) and cursor == ex.event_cursor()
+    code, (instance, cursor, blob) = ex.apply_batch([("market_models", ())])[0]
+    assert code == 0 and isinstance(blob, bytes) and cursor == ex.event_cursor() and instance == ex.instance()
     before = {(m.category, m.symbol): m.now_ns for m in pickle.loads(blob)}
     clock.now += 60_000
     ex.advance_markets()

@@ -26,13 +26,12 @@ import hmac
 from collections.abc import Mapping
 
 from . import errors
-from .numbers import MAX_INT_DIGITS, parse_unsigned
+from .numbers import parse_int, parse_unsigned
 
 DEFAULT_RECV_WINDOW = "5000"
 _OWS = b" \t"
 #: A request stamped this far in the future is still accepted (Bybit's ``< server + 1000``).
 FUTURE_TOLERANCE_MS = 1000
-_EXPIRES_LIMIT = 10**MAX_INT_DIGITS
 
 
 @functools.lru_cache(maxsize=1024)
@@ -122,7 +121,7 @@ def verify_ws_auth(args: object, secret_for: Mapping[str, str], now_ms: int) -> 
     if not isinstance(api_key, str) or not isinstance(signature, str):
         return None
     if type(expires) is int:  # not bool, which would sign as "True"
-        expires_ms: int | None = expires if 0 <= expires < _EXPIRES_LIMIT else None
+        expires_ms = parse_int(expires)  # bounded; a negative one is in the past anyway
     elif type(expires) is str:
         expires_ms = parse_unsigned(expires)
     else:

@@ -116,8 +116,8 @@ class Exchange:
         t, q, f, p = self.trading, self.queries, self.funds, self.position_settings
         return {
             "instance": self.instance,
-            "secrets": self._secrets,
-            "secret": self._secret,
+            "secrets": self.secrets,
+            "secret": self.secret,
             "wallet_balance": q.wallet_balance,
             "position_list": q.position_list,
             "market_models": self.market_models,
@@ -211,8 +211,10 @@ class Exchange:
             self.pushes.commit()
         return now_ms
 
-    def market_models(self) -> tuple[int, bytes]:
-        """The event cursor and every model pickled, as of now: how a WS worker starts.
+    def market_models(self) -> tuple[str, int, bytes]:
+        """This engine's instance id, its event cursor and every model pickled, as of now: how a
+        WS worker starts (and resynchronises after a restart: the cursor is only good for the
+        engine that issued it, so the reply names that engine).
 
         Pickled here, under the engine lock, because the Manager pickles a reply after the
         lock is released, while its other threads go on advancing these very models (a live
@@ -220,7 +222,7 @@ class Exchange:
         """
         with self._lock:
             self._advance()
-            return self.events.cursor, pickle.dumps(list(self.markets), pickle.HIGHEST_PROTOCOL)
+            return self.instance_id, self.events.cursor, pickle.dumps(list(self.markets), pickle.HIGHEST_PROTOCOL)
 
     def _market_query(self, path: str, query: dict[str, Any]) -> bytes:
         """``/v5/market/{orderbook,recent-trade,kline,tickers}`` from the models, as of now."""
@@ -243,15 +245,6 @@ class Exchange:
     def event_cursor(self) -> int:
         return self.events.cursor
 
-    # -- secrets ----------------------------------------------------------------------------
-
-    def _secrets(self) -> dict[str, str]:
-        return {key: acct.secret for key, acct in self.book.accounts.items()}
-
-    def _secret(self, api_key: str) -> str | None:
-        acct = self.book.accounts.get(api_key)
-        return acct.secret if acct is not None else None
-
     # -- state API for tests ----------------------------------------------------------------
 
     @property
@@ -260,13 +253,14 @@ class Exchange:
 
     def secrets(self) -> dict[str, str]:
         """API key -> secret, for the workers' local HMAC checks."""
-        with self._lock:
-            return self._secrets()
+        with self._lock:  # the engine lock is re-entrant: apply_batch holds it already
+            return {key: acct.secret for key, acct in self.book.accounts.items()}
 
     def secret(self, api_key: str) -> str | None:
         """One key's secret (None if unknown): how a worker checks a key it has not seen."""
         with self._lock:
-            return self._secret(api_key)
+            acct = self.book.accounts.get(api_key)
+            return acct.secret if acct is not None else None
 
     def account_keys(self) -> list[str]:
         with self._lock:

@@ -146,7 +146,6 @@ class Trading(Part):
                     self._rest(account, inst, order)
                 else:
                     order.close(now, "UNKNOWN", "EC_NoImmediateQtyToFill" if not fills else "EC_NoError")
-        self.book.touch()
         return fills
 
     def _rest(self, account: Account, inst: InstrumentConfig, order: Order) -> None:
@@ -400,7 +399,6 @@ class Trading(Part):
                 order.close(now_ms, "CancelByReduceOnly", "EC_ReduceOnlyNoPosition")
             else:
                 self._rest(account, inst, order)
-        self.book.touch()
         self.pushes.emit(account, inst, [order], fills)
 
 

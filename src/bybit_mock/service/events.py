@@ -8,8 +8,9 @@ A cursor means something only to the engine that issued it, so the poller holds 
 (engine instance, cursor). When the connection breaks it reconnects by itself (backoff
 :data:`RETRY_MIN` doubling to :data:`RETRY_MAX`, one warning per outage). If the engine it
 reaches is not the one its cursor belongs to (the state service was restarted), it does not
-poll: the worker resynchronises on its own channel (market models and their cursor, from one
-engine, in one batch) and hands the poller the new pair with :meth:`EventPoller.resync`.
+poll: the worker resynchronises on its own channel (``market_models`` answers with the engine's
+instance id, its cursor and its models together) and hands the poller the new pair with
+:meth:`EventPoller.resync`.
 Polling the new engine with the old cursor would either block until the new log catches up
 with a number it never had, or deliver another engine's events as if they were ours.
 """

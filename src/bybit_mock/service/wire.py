@@ -50,9 +50,10 @@ def encode_call(ident: str, method: str, args: tuple[Any, ...]) -> bytes:
     return header + frame
 
 
-def _request(conn: Connection, method: str, args: tuple[Any, ...]) -> Any:
-    """A blocking server-level request (what ``multiprocessing.managers.dispatch`` sends)."""
-    conn.send((None, method, args, {}))
+def _request(conn: Connection, method: str, args: tuple[Any, ...], ident: str | None = None) -> Any:
+    """A blocking request: server-level (what ``multiprocessing.managers.dispatch`` sends), or
+    a call of the shared object ``ident``."""
+    conn.send((ident, method, args, {}))
     kind, value = conn.recv()
     if kind != "#RETURN":
         raise ConnectionError(f"state service refused {method!r}: {value}")
@@ -70,10 +71,7 @@ def _open_socket(address: Any, authkey: bytes, typeid: str, name: str) -> tuple[
     conn = Client(address, authkey=authkey)
     try:
         _request(conn, "accept_connection", (name,))
-        conn.send((ident, "instance", (), {}))
-        kind, instance = conn.recv()
-        if kind != "#RETURN":
-            raise ConnectionError(f"state service refused 'instance': {instance}")
+        instance = _request(conn, "instance", (), ident)
         sock = socket.socket(fileno=os.dup(conn.fileno()))
     finally:
         conn.close()

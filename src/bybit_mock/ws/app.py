@@ -141,7 +141,7 @@ class WsApp:
         def done(reply: Reply) -> None:
             code, value = reply
             if code == 0:
-                self.load_markets(value[1])
+                self.load_markets(value[2])
             else:
                 log.warning("could not reload market models: %s", value)
 
@@ -218,20 +218,16 @@ class WsApp:
         self._resync(instance)
 
     def _resync(self, instance: str) -> None:
-        """Models, cursor and watch from ``instance``, in one batch (so from one engine)."""
+        """Models and their cursor from ``instance`` (the reply names its engine), and the watch."""
         if self.engine != instance:
             return  # a newer engine took over; its own resync is under way
-        answered: list[Reply] = []
-
-        def on_instance(reply: Reply) -> None:
-            answered.append(reply)
 
         def on_models(reply: Reply) -> None:
             if self.engine != instance:
                 return
             code, value = reply
-            if answered and answered[0] == (0, instance) and code == 0:
-                cursor, models = value
+            if code == 0 and value[0] == instance:
+                _, cursor, models = value
                 self.load_markets(models)
                 if self.poller is not None:
                     self.poller.resync(instance, cursor)
@@ -239,7 +235,6 @@ class WsApp:
             else:
                 self.loop.call_later(RESYNC_RETRY, self._resync, instance)
 
-        self.state.submit("instance", (), on_instance)
         self.state.submit("market_models", (), on_models)
         self.state.submit("watch", (self.name, sorted(self.private)), lambda reply: None)
 

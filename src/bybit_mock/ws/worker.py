@@ -25,14 +25,11 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
     app = WsApp(spec.config, state, loop, spec.name)
     app.secrets = await fetch_secrets(state)
     await state.call("watch", spec.name, [])  # a restarted worker starts with no private connections
-    # One batch, so the models, their cursor and the instance id all come from one engine.
-    instance, models_reply = await asyncio.gather(state.call("instance"), state.call("market_models"))
-    code, value = models_reply
-    if code != 0 or instance[0] != 0:
+    code, value = await state.call("market_models")
+    if code != 0:
         raise RuntimeError(f"could not load the market models from the state service: {value}")
-    cursor, models = value
+    app.engine, cursor, models = value
     app.load_markets(models)
-    app.engine = instance[1]
     poller = EventPoller(
         lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor, app.engine, discard
     )
