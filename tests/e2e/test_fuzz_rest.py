@@ -111,8 +111,9 @@ class Wire:
         self.buf += chunk
         return True
 
-    def answer(self) -> Answer | None:
-        """The next response, or None if the connection ended cleanly between responses."""
+    def answer(self, to_head: bool = False) -> Answer | None:
+        """The next response, or None if the connection ended cleanly between responses;
+        ``to_head``: the answer to a HEAD, which has no body (its ``data`` is then empty)."""
         while b"\r\n\r\n" not in self.buf:
             if not self._fill():
                 assert self.buf == b"", f"connection ended mid-response: {self.buf[:300]!r}"
@@ -129,6 +130,11 @@ class Wire:
         assert headers["content-type"] == "application/json; charset=utf-8", headers
         length = int(headers["content-length"])
         self.buf = rest
+        status = int(match.group(1))
+        close = headers.get("connection") == "close"
+        if to_head:  # Content-Length is what a GET would get; no body follows (RFC 9110 9.3.2)
+            assert status != 500 and (status not in REFUSALS or close), (status, headers)
+            return Answer(status, close, {})
         while len(self.buf) < length:
             assert self._fill(), f"connection ended mid-body: {self.buf!r}"
         body, self.buf = self.buf[:length], self.buf[length:]
@@ -136,8 +142,6 @@ class Wire:
         assert set(data) == ENVELOPE_KEYS, data
         assert type(data["retCode"]) is int and isinstance(data["retMsg"], str), data
         assert isinstance(data["time"], int) and isinstance(data["retExtInfo"], dict), data
-        status = int(match.group(1))
-        close = headers.get("connection") == "close"
         assert set(headers) <= {"content-type", "content-length", "connection"}, headers
         assert status != 500 and data["retCode"] != 10016, f"a handler failed: {data}"
         if status == 200:
@@ -161,13 +165,15 @@ def sentinel() -> tuple[str, bytes]:
 
 
 def is_sentinel(answer: Answer, path: str) -> bool:
-    return answer.status == 404 and answer.data["retMsg"] == f"Route not found: GET {path}"
+    return answer.status == 404 and answer.data.get("retMsg") == f"Route not found: GET {path}"
 
 
-def exchange(ex: MockExchange, data: bytes | list[bytes], tail: bytes = b"") -> tuple[list[Answer], bool]:
+def exchange(
+    ex: MockExchange, data: bytes | list[bytes], tail: bytes = b"", head_first: bool = False
+) -> tuple[list[Answer], bool]:
     """Send the fuzzed bytes (one piece or several), a sentinel and ``tail`` on a fresh connection;
     return the answers to the fuzzed bytes and whether the connection stayed open (the sentinel
-    was answered)."""
+    was answered). ``head_first``: the first request is a HEAD (its answer has no body)."""
     path, probe = sentinel()
     pieces = [data] if isinstance(data, bytes) else list(data)
     wire = Wire(ex)
@@ -177,13 +183,13 @@ def exchange(ex: MockExchange, data: bytes | list[bytes], tail: bytes = b"") -> 
         wire.send(pieces[-1] + probe + tail)
         answers: list[Answer] = []
         while True:
-            got = wire.answer()
+            got = wire.answer(to_head=head_first and not answers)
             assert got is not None, f"closed without a Connection: close answer; after {answers}"
             if is_sentinel(got, path):
                 assert not got.close, got
                 return answers, True
             if currently_in_test_context():
-                event(f"answer {got.status} retCode {got.data['retCode']}{' close' if got.close else ''}")
+                event(f"answer {got.status} retCode {got.data.get('retCode')}{' close' if got.close else ''}")
             answers.append(got)
             if got.close:
                 wire.assert_ended()
@@ -394,6 +400,8 @@ def plain_line(line: Line) -> bool:
 
 @FUZZ
 @given(line=request_lines(), host=st.booleans())
+@example(line=Line(b"HEAD", b"/v5/account/fee-rate", b"HTTP/2.0"), host=False)  # a bodiless answer
+@example(line=Line(b"HEAD", b"/v5/market/time", b"HTTP/1.1"), host=True)
 def test_fuzzed_request_lines_get_one_bybit_answer(
     bybit_mock: MockExchange, guard: Guard, line: Line, host: bool
 ) -> None:
@@ -402,7 +410,7 @@ def test_fuzzed_request_lines_get_one_bybit_answer(
         if host:
             head += b"Host: 127.0.0.1\r\n"
         request = head + b"\r\n"
-        answers, open_after = exchange(bybit_mock, request)
+        answers, open_after = exchange(bybit_mock, request, head_first=line.method == b"HEAD")
         assert len(answers) == 1, answers  # exactly one answer to one request, refusal or not
         (answer,) = answers
         too_long = len(request) > bybit_mock.config.max_header_bytes + 4096
@@ -423,7 +431,7 @@ def test_fuzzed_request_lines_get_one_bybit_answer(
             assert open_after == (line.version == b"HTTP/1.1" and method != "CONNECT"), (answer, open_after)
         else:
             assert answer.status not in (413, 408), answer
-            if answer.status == 400:
+            if answer.status == 400 and answer.data:  # (a HEAD's answer has no body to read)
                 assert answer.data["retMsg"].startswith("malformed HTTP request: "), answer
 
 

@@ -378,6 +378,19 @@ def test_upgrade_gets_exactly_one_response_then_close(conn: Conn, path: str) -> 
     assert conn.transport.buffer == b""
 
 
+def test_a_head_is_answered_without_a_body_even_when_refused(conn: Conn) -> None:
+    """RFC 9110 9.3.2: the head says the Content-Length a GET would get; no body follows, so
+    the next answer on the connection starts right after the head."""
+    conn.feed(b"HEAD /v5/market/time HTTP/1.1\r\nHost: x\r\n\r\n" + get("/v5/market/time"))
+    first, second = conn.transport.buffer.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200 ") and b"Content-Length: " in first
+    assert second.startswith(b"HTTP/1.1 200 ")
+    refused = Conn()
+    refused.feed(b"HEAD /v5/market/time HTTP/1.1\r\nBad Header\r\n\r\n")
+    head, body = refused.transport.buffer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 400 ") and body == b"" and refused.transport.closed
+
+
 def test_late_reply_after_connection_lost_writes_nothing(conn: Conn) -> None:
     conn.feed(get("/slow"))
     conn.protocol.connection_lost(ConnectionResetError())

@@ -290,5 +290,11 @@ class HttpProtocol(asyncio.Protocol):
         """Answer a request we refuse to parse further, after any earlier responses, and close."""
         self._stop_reading()
         now = time.time_ns() // 1_000_000
-        self._slots.append([json_response(status, envelope.error(code, msg, now), close=True), True])
+        body = envelope.error(code, msg, now)
+        response = json_response(status, body, close=True)
+        # A HEAD's answer has no body, a refusal's included; the method is known once the URL
+        # has begun (before that, the parser's method is a default or a prefix of a bad token).
+        if self._in_message and self._url and self._parser.get_method() == b"HEAD":
+            response = response[: len(response) - len(body)]
+        self._slots.append([response, True])
         self._flush()
