@@ -15,7 +15,7 @@ from _bootstrap import ROOT, ensure_venv
 
 def main() -> int:
     python = str(ensure_venv("test"))
-    lint_paths = [p for p in ("src", "tests", "benches", "scripts") if (ROOT / p).is_dir()]
+    lint_paths = [p for p in ("src", "tests", "benches", "scripts", "examples") if (ROOT / p).is_dir()]
     checks = [
         [python, "-m", "ruff", "check", *lint_paths],
         [python, "-m", "mypy", "src"],
