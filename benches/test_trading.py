@@ -25,6 +25,9 @@ from bybit_mock import MockExchange, MockExchangeConfig
 from bybit_mock.bybit.auth import rest_headers, ws_auth_signature
 from http_loadgen import OrderCycle, Result, run
 
+#: A load test, far over Bybit's per-UID rate limits by design: the mock without them.
+UNLIMITED = MockExchangeConfig.default().copy(rate_limits="off")
+
 #: interleaved ceiling/mock rounds; their median ratio is the figure (7: a round on this kind of
 #: shared VM swings ±15 %; more rounds make their median steadier)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
@@ -35,7 +38,7 @@ def test_order_create_cancel_throughput(benchmark: Any) -> None:
     rounds: list[tuple[Result, Result]] = []
 
     def measure() -> None:
-        with canned_server.running() as port, MockExchange(MockExchangeConfig.default()) as ex:
+        with canned_server.running() as port, MockExchange(UNLIMITED) as ex:
             ceiling = OrderCycle("127.0.0.1", port, "/", ex.api_key, ex.api_secret)
             mock = OrderCycle("127.0.0.1", ex.rest_port, "/", ex.api_key, ex.api_secret)
             for _ in range(ROUNDS):
@@ -65,7 +68,7 @@ def test_idle_latency(benchmark: Any) -> None:
     results: dict[str, tuple[float, float]] = {}
 
     def measure() -> None:
-        with MockExchange(MockExchangeConfig.default()) as ex:
+        with MockExchange(UNLIMITED) as ex:
             rest = run(OrderCycle("127.0.0.1", ex.rest_port, "/", ex.api_key, ex.api_secret), 1, 1, 1.0, 3.0)
             assert rest.errors == 0
             results["REST create/cancel round trip"] = (rest.p50_ms, rest.p99_ms)

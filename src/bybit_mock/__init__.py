@@ -24,15 +24,26 @@ from .config import (
 
 if TYPE_CHECKING:
     from .engine.views import CoinView, PositionView
+    from .market.canned_items import BookSnapshot, Candle, Tick
     from .mock import MockExchange
+    from .scenarios import Match, OrderFillStep, Scenario, ScenarioAction, ScenarioError, ScenarioTrigger
     from .state import MockExchangeState
     from .supervisor import StartError
 
 #: name -> the module that defines it, imported when the name is first read
 _LAZY = {
+    "BookSnapshot": ".market.canned_items",
+    "Candle": ".market.canned_items",
+    "Tick": ".market.canned_items",
     "CoinView": ".engine.views",
     "PositionView": ".engine.views",
     "MockExchange": ".mock",
+    "Match": ".scenarios",
+    "OrderFillStep": ".scenarios",
+    "Scenario": ".scenarios",
+    "ScenarioAction": ".scenarios",
+    "ScenarioError": ".scenarios",
+    "ScenarioTrigger": ".scenarios",
     "MockExchangeState": ".state",
     "StartError": ".supervisor",
 }
@@ -41,15 +52,24 @@ __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
     "AccountConfig",
+    "BookSnapshot",
+    "Candle",
     "CoinView",
     "ConfigError",
     "InstrumentConfig",
+    "Match",
     "MockExchange",
     "MockExchangeConfig",
     "MockExchangeState",
+    "OrderFillStep",
     "PositionConfig",
     "PositionView",
+    "Scenario",
+    "ScenarioAction",
+    "ScenarioError",
+    "ScenarioTrigger",
     "StartError",
+    "Tick",
 ]
 
 __version__ = "0.1.0"

@@ -2,7 +2,8 @@
 
 ``bybit-mock serve`` prints exactly one JSON line on stdout once every process is ready:
 
-    {"event": "ready", "rest_url": ..., "ws_url": ..., "api_key": ..., "api_secret": ...}
+    {"event": "ready", "rest_url": ..., "ws_url": ..., "api_key": ..., "api_secret": ...,
+     "admin_url": ... (None with --admin off), "pids": {...}}
 
 so a script (or another language's test harness) can start the mock and read where it is;
 a human-readable banner goes to stderr. Bad configuration is one line on stderr and exit 2.
@@ -11,6 +12,7 @@ a human-readable banner goes to stderr. Bad configuration is one line on stderr 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -20,11 +22,13 @@ from types import FrameType
 import orjson
 
 from . import __version__
-from .config import ConfigError, MockExchangeConfig
+from .config import ADMIN_MODES, RATE_LIMITS, ConfigError, MockExchangeConfig, demo_account, read_toml
 from .mock import MockExchange
 from .supervisor import StartError
 
 EXIT_CONFIG = 2
+#: where ``--admin-token`` is read from when it is not given (argv is visible to every local user)
+ADMIN_TOKEN_ENV = "BYBIT_MOCK_ADMIN_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,25 +50,50 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ws-port", type=int, metavar="PORT", help="WebSocket port; 0 picks a free one (default 0)")
     serve.add_argument("--rest-workers", type=int, metavar="N", help="REST worker processes (default 1)")
     serve.add_argument("--ws-workers", type=int, metavar="M", help="WebSocket worker processes (default 1)")
+    serve.add_argument(
+        "--rate-limits",
+        choices=RATE_LIMITS,
+        help="bybit: Bybit's per-UID REST limits, X-Bapi-Limit* headers and 10006 (default); "
+        "off: no counting, no headers (load tests)",
+    )
+    serve.add_argument(
+        "--admin",
+        choices=ADMIN_MODES,
+        help="the HTTP admin API under /__admin/ on the REST port (default on; see docs/admin.md)",
+    )
+    serve.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help=f"require this token on every admin request (default: ${ADMIN_TOKEN_ENV}); "
+        "needed when --host is not a loopback address",
+    )
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
     return parser
 
 
 def load_config(args: argparse.Namespace) -> MockExchangeConfig:
-    config = MockExchangeConfig.from_toml(args.config) if args.config else MockExchangeConfig.default()
-    overrides = {
+    """The file's config (or the built-in default) with the flags given, checked once, whole:
+    the flags go into ``[server]`` before any check, so a flag may mend what the file alone
+    would break (``--admin-token`` for a file's non-loopback ``host``)."""
+    flags = {
         "host": args.host,
         "rest_port": args.rest_port,
         "ws_port": args.ws_port,
         "rest_workers": args.rest_workers,
         "ws_workers": args.ws_workers,
         "log_level": args.log_level,
+        "rate_limits": args.rate_limits,
+        "admin": args.admin,
+        "admin_token": args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None,
     }
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(config, name, value)
-    config.validate()
-    return config
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    if not args.config:
+        return MockExchangeConfig(accounts=[demo_account()], **overrides)
+    data = read_toml(args.config)
+    server = data.get("server", {})
+    if isinstance(server, dict):  # (not a table: from_mapping says so)
+        data["server"] = {**server, **overrides}  # the command line wins over the file
+    return MockExchangeConfig.from_mapping(data)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -95,6 +124,7 @@ def serve(args: argparse.Namespace) -> int:
             "ws_url": exchange.ws_url,
             "api_key": account.api_key if account else None,
             "api_secret": account.api_secret if account else None,
+            "admin_url": exchange.admin_url if config.admin == "on" else None,
             "pids": exchange.pids(),
         }
         sys.stdout.write(orjson.dumps(ready).decode() + "\n")
@@ -120,6 +150,12 @@ def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
         lines.append(f"  account     key={acct.api_key}  secret={acct.api_secret}  ({coins})")
     symbols = ", ".join(f"{i.symbol} ({i.category})" for i in config.instruments)
     lines.append(f"  instruments {symbols}")
+    lines.append(f"  rate limits: {config.rate_limits}")
+    if config.admin == "on":
+        access = "token required" if config.admin_token else "open to this machine"
+        lines.append(f"  admin       {exchange.admin_url}  ({access})")
+    else:
+        lines.append("  admin: off")
     lines.append("  Ctrl-C to stop.")
     return "\n".join(lines)
 

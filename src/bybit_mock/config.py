@@ -15,16 +15,20 @@ here.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .instruments import BOOK_DEPTHS, CATEGORIES, Category, InstrumentConfig, default_instruments
 from .market.config import MarketConfig, SymbolMarketConfig
+
+if TYPE_CHECKING:
+    from .market.canned_items import BookSnapshot, Candle, MarketItem, Tick
 
 __all__ = [  # the instrument names are part of this module's API (``from bybit_mock.config import ...``)
     "CATEGORIES",
@@ -43,6 +47,12 @@ __all__ = [  # the instrument names are part of this module's API (``from bybit_
 ]
 
 Side = Literal["Buy", "Sell"]
+RateLimits = Literal["bybit", "off"]
+#: The values of :attr:`MockExchangeConfig.rate_limits`.
+RATE_LIMITS: tuple[RateLimits, ...] = get_args(RateLimits)
+AdminMode = Literal["on", "off"]
+#: The values of :attr:`MockExchangeConfig.admin`.
+ADMIN_MODES: tuple[AdminMode, ...] = get_args(AdminMode)
 
 #: Credentials of the built-in demo account (``bybit-mock serve`` with no config). They are
 #: public on purpose: the mock only ever listens where you tell it to.
@@ -189,9 +199,27 @@ class MockExchangeConfig:
     #: forgotten (a soak test must not grow the state service without bound). Open orders
     #: are always kept.
     history_limit: int = 100_000
+    #: Bybit's per-UID REST rate limits: ``"bybit"`` counts every signed request against
+    #: Bybit's table (``engine/ratelimits.py``), answers the ``X-Bapi-Limit*`` headers and
+    #: refuses with 10006 over the limit; ``"off"`` neither counts nor sends headers (load tests).
+    rate_limits: RateLimits = "bybit"
     #: Seconds the supervisor waits for every process to report ready.
     start_timeout: float = 30.0
     log_level: str = "WARNING"
+    #: Scenarios armed at start (and after every ``reset()``), in their JSON form (see
+    #: ``docs/scenarios.md``); TOML ``[[scenarios]]`` or ``[scenarios] armed = [...]``.
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    #: Seed of the RNG that draws scenario probabilities (TOML ``[scenarios] seed``).
+    scenario_seed: int = 1
+    #: Scenario firings the journal keeps (oldest forgotten first).
+    journal_limit: int = 10_000
+    #: The HTTP admin API under ``/__admin/`` on the REST port (``docs/admin.md``): ``"on"``
+    #: or ``"off"`` (then ``/__admin/*`` is an unknown route like any other).
+    admin: AdminMode = "on"
+    #: With a token, every admin request must carry it (``Authorization: Bearer <token>`` or
+    #: ``X-Admin-Token``); without one the API is open, which is allowed on a loopback
+    #: ``host`` only. Kept out of ``repr`` so it does not end up in logs.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -212,6 +240,40 @@ class MockExchangeConfig:
         """A copy listing exactly ``instruments`` (chainable)."""
         return self.copy(instruments=list(instruments))
 
+    # Canned market data (``market/canned.py``): each symbol's items stream in the order given,
+    # at ``pace`` items/s from its first subscriber on, or one ``step`` at a time.
+
+    def with_candles(self, candles: Iterable[Candle], **timing: Any) -> MockExchangeConfig:
+        """A copy streaming ``candles`` on ``kline.{interval}.{symbol}`` (the crate's ``with_candles``)."""
+        return self.with_market_data(candles, kind="candle", **timing)
+
+    def with_ticks(self, ticks: Iterable[Tick], **timing: Any) -> MockExchangeConfig:
+        """A copy streaming ``ticks`` on ``publicTrade.{symbol}`` (the crate's ``with_ticks``)."""
+        return self.with_market_data(ticks, kind="tick", **timing)
+
+    def with_order_books(self, books: Iterable[BookSnapshot], **timing: Any) -> MockExchangeConfig:
+        """A copy streaming ``books`` as snapshots on every ``orderbook.{depth}.{symbol}``."""
+        return self.with_market_data(books, kind="book", **timing)
+
+    def with_market_data(
+        self, items: Iterable[MarketItem | Mapping[str, Any]], *, kind: str | None = None, **timing: Any
+    ) -> MockExchangeConfig:
+        """A copy with ``items`` (any kinds, or dict forms) added to their symbols' canned
+        streams, which stop being synthetic; ``pace=`` (items/s) or ``step=True`` sets their timing."""
+        return self._with_market(lambda market: market.add_canned(items, kind, **timing))
+
+    def with_canned_market(self, symbol: str, *, category: Category = "linear", **timing: Any) -> MockExchangeConfig:
+        """A copy where ``symbol`` is canned (its items may all come at run time)."""
+        return self._with_market(lambda market: market.canned_symbol(symbol.upper(), category, **timing))
+
+    def _with_market(self, change: Callable[[MarketConfig], object]) -> MockExchangeConfig:
+        market = deepcopy(self.market)
+        try:
+            change(market)
+        except (TypeError, ValueError) as exc:  # TypeError: a timing keyword that does not exist
+            raise ConfigError(str(exc)) from None
+        return self.copy(market=market)
+
     def copy(self, **changes: Any) -> MockExchangeConfig:
         """An independent copy, ``changes`` applied and the result validated.
 
@@ -221,6 +283,15 @@ class MockExchangeConfig:
         return replace(deepcopy(self), **deepcopy(changes))
 
     def validate(self) -> None:
+        from .scenarios.model import Scenario, ScenarioError  # noqa: PLC0415  # model imports nothing of ours
+
+        for i, raw in enumerate(self.scenarios):
+            try:
+                Scenario.from_json(raw)
+            except ScenarioError as exc:
+                raise ConfigError(f"scenarios[{i}].{exc}") from None
+        if self.journal_limit < 1:
+            raise ConfigError("journal_limit must be >= 1")
         if self.rest_workers < 1 or self.ws_workers < 1:
             raise ConfigError("rest_workers and ws_workers must be >= 1")
         for port_name in ("rest_port", "ws_port"):
@@ -239,6 +310,9 @@ class MockExchangeConfig:
             raise ConfigError("request_timeout must be > 0")
         if self.ws_max_pending_requests < 1:
             raise ConfigError("ws_max_pending_requests must be >= 1")
+        if self.rate_limits not in RATE_LIMITS:
+            raise ConfigError(f"rate_limits must be one of {', '.join(RATE_LIMITS)}, got {self.rate_limits!r}")
+        self._validate_admin()
         keys = [a.api_key for a in self.accounts]
         if len(keys) != len(set(keys)):
             raise ConfigError("two accounts share an api_key")
@@ -251,6 +325,10 @@ class MockExchangeConfig:
             if inst.category not in CATEGORIES:
                 raise ConfigError(f"instrument {inst.symbol}: unknown category {inst.category!r}")
         _validate_market(self.market, seen)
+        try:
+            self.market.check_canned(self.instruments, MAX_STREAM_RATE)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for acct in self.accounts:
             for pos in acct.positions:
                 if (pos.category, pos.symbol) not in seen:
@@ -258,19 +336,29 @@ class MockExchangeConfig:
                         f"account {acct.api_key}: position on unknown instrument {pos.category}/{pos.symbol}"
                     )
 
+    def _validate_admin(self) -> None:
+        """An open admin API on a reachable address would let anyone on the network set balances
+        and arm faults, so a non-loopback ``host`` needs a token (or the API off): said at
+        start, never discovered later."""
+        if self.admin not in ADMIN_MODES:
+            raise ConfigError(f"admin must be one of {', '.join(ADMIN_MODES)}, got {self.admin!r}")
+        token = self.admin_token
+        if token is not None and not (
+            isinstance(token, str) and token and token == token.strip() and token.isascii() and token.isprintable()
+        ):  # it travels in an HTTP header: printable ASCII, and no edge spaces a client would strip
+            raise ConfigError("admin_token must be a non-empty string of printable ASCII, no leading or trailing space")
+        if self.admin == "on" and token is None and not is_loopback(self.host):
+            raise ConfigError(
+                f"host {self.host!r} is not a loopback address: the admin API (/__admin/) needs an "
+                'admin_token there (--admin-token, [server] admin_token), or admin = "off"'
+            )
+
     # -- TOML -------------------------------------------------------------------------------
 
     @classmethod
     def from_toml(cls, path: str | Path) -> MockExchangeConfig:
         """Load a config file; see ``docs/configuration.md`` for its keys."""
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_toml(path))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> MockExchangeConfig:
@@ -278,6 +366,7 @@ class MockExchangeConfig:
         server = _table(data.pop("server", {}), "server")
         market = _market_from(_table(data.pop("market", {}), "market"))
         accounts = [_account_from(a) for a in _list(data.pop("accounts", []), "accounts")]
+        scenario_settings = _scenarios_from(data.pop("scenarios", []))
         instruments_raw = data.pop("instruments", None)
         instruments = (
             default_instruments()
@@ -286,18 +375,61 @@ class MockExchangeConfig:
         )
         if data:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
-        known = {f.name for f in fields(cls)} - {"accounts", "instruments", "market"}
+        known = {f.name for f in fields(cls)} - {"accounts", "instruments", "market", *scenario_settings}
         unknown = set(server) - known
         if unknown:
             raise ConfigError(f"[server]: unknown key(s): {', '.join(sorted(unknown))}")
         for name, raw in server.items():
             floats = ("start_timeout", "ack_delay_ms", "request_timeout")
-            expected = str if name in ("host", "log_level") else (float if name in floats else int)
+            strings = ("host", "log_level", "rate_limits", "admin", "admin_token")
+            expected = str if name in strings else (float if name in floats else int)
             value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ConfigError(f"[server] {name}: expected {expected.__name__}, got {raw!r}")
             server[name] = value
-        return cls(accounts=accounts, instruments=instruments, market=market, **server)
+        return cls(accounts=accounts, instruments=instruments, market=market, **server, **scenario_settings)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's tables, not yet checked (the CLI merges its flags into ``[server]`` first,
+    so that a flag can satisfy a rule the file alone breaks: ``--admin-token`` for its ``host``)."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` is reachable from this machine only (127.0.0.0/8, ::1,
+    ``localhost``); ``""`` and ``0.0.0.0`` mean every interface."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _scenarios_from(raw: object) -> dict[str, Any]:
+    """``[[scenarios]]`` (a list of scenarios), or ``[scenarios]`` with ``seed``,
+    ``journal_limit`` and ``armed = [...]`` (TOML cannot have both under one name)."""
+    if isinstance(raw, list):
+        return {"scenarios": raw}
+    table = _table(raw, "scenarios")
+    out: dict[str, Any] = {"scenarios": _list(table.pop("armed", []), "scenarios.armed")}
+    for name, key in (("seed", "scenario_seed"), ("journal_limit", "journal_limit")):
+        if name in table:
+            value = table.pop(name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"[scenarios] {name}: expected int, got {value!r}")
+            out[key] = value
+    if table:
+        unknown = ", ".join(sorted(table))
+        raise ConfigError(f"[scenarios]: unknown key(s): {unknown} (known: seed, journal_limit, armed)")
+    return out
 
 
 def _table(value: object, what: str) -> dict[str, Any]:
@@ -405,8 +537,8 @@ def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) ->
         if (sm.category, sm.symbol) in seen:
             raise ConfigError(f"{what}: defined twice")
         seen.add((sm.category, sm.symbol))
-        if sm.source not in ("synthetic", "replay"):
-            raise ConfigError(f"{what}: source must be 'synthetic' or 'replay', got {sm.source!r}")
+        if sm.source not in ("synthetic", "replay", "canned"):
+            raise ConfigError(f"{what}: source must be 'synthetic', 'replay' or 'canned', got {sm.source!r}")
         rates = {"trade_rate": sm.trade_rate, "kline_rate": sm.kline_rate, "ticker_rate": sm.effective_ticker_rate}
         rates |= {f"book_rates.{d}": r for d, r in sm.book_rates.items()}
         if sm.replay_rate is not None:
@@ -429,7 +561,8 @@ def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) ->
                 raise ConfigError(f"{what}: replay_file not found: {sm.replay_file}")
 
 
-_SYMBOL_MARKET_NUMBERS = ("trade_rate", "ticker_rate", "kline_rate", "order_notional", "replay_rate", "speed")
+_SYMBOL_MARKET_NUMBERS = ("trade_rate", "ticker_rate", "kline_rate", "order_notional", "replay_rate", "speed",
+                          "pace")  # fmt: skip
 
 
 def _market_from(table: dict[str, Any]) -> MarketConfig:
@@ -465,6 +598,16 @@ def _market_from(table: dict[str, Any]) -> MarketConfig:
             if not isinstance(loop, bool):
                 raise ConfigError(f"{what}: loop must be true or false")
             sm.loop = loop
+        if "step" in t:
+            step = t.pop("step")
+            if not isinstance(step, bool):
+                raise ConfigError(f"{what}: step must be true or false")
+            sm.step = step
+        if "items" in t:
+            try:
+                sm.canned = sm.items_from(_list(t.pop("items"), f"{what} items"))
+            except ValueError as exc:
+                raise ConfigError(f"{what}: {exc}") from None
         if "replay_file" in t:
             sm.replay_file = _str(t, "replay_file", what)
         if "book_rates" in t:

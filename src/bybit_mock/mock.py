@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from .config import Category, MockExchangeConfig
+from .scenarios.control import Scenarios
 from .state import MockExchangeState
 from .supervisor import Restart, Supervisor
 
@@ -26,6 +27,7 @@ class MockExchange:
         self.config = config if config is not None else MockExchangeConfig.default()
         self._supervisor: Supervisor | None = None
         self._state: MockExchangeState | None = None
+        self._scenarios: Scenarios | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -44,7 +46,7 @@ class MockExchange:
 
     def close(self) -> None:
         """Stop every process. Idempotent."""
-        supervisor, self._supervisor, self._state = self._supervisor, None, None
+        supervisor, self._supervisor, self._state, self._scenarios = self._supervisor, None, None, None
         if supervisor is not None:
             supervisor.close()
 
@@ -110,6 +112,11 @@ class MockExchange:
     def ws_trade_url(self) -> str:
         return f"{self.ws_url}/v5/trade"
 
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the HTTP admin API (``docs/admin.md``): ``rest_url + "/__admin"``."""
+        return f"{self.rest_url}/__admin"
+
     # -- accounts and state -----------------------------------------------------------------
 
     @property
@@ -132,6 +139,13 @@ class MockExchange:
             sup = self._sup()
             self._state = MockExchangeState(sup.state_address, sup.authkey)
         return self._state
+
+    @property
+    def scenarios(self) -> Scenarios:
+        """Arm scripted faults and events, and read the journal of what fired (``scenarios.md``)."""
+        if self._scenarios is None:
+            self._scenarios = Scenarios(self.state.proxy)
+        return self._scenarios
 
     def pids(self) -> dict[str, int]:
         """Role -> pid of every child process (``state``, ``rest-0``, ``ws-0`` ...)."""

@@ -11,11 +11,13 @@ call after the restart reconnects).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from .config import AccountConfig, Category, Side
 from .engine.views import CoinView, ExecutionView, OrderView, PositionView
+from .market.canned_items import BookSnapshot, Candle, MarketItem, Tick, item_to_dict
 from .service.manager import StateProxy
 
 
@@ -23,8 +25,14 @@ class MockExchangeState:
     def __init__(self, address: Any, authkey: bytes) -> None:
         self._proxy = StateProxy(address, authkey)
 
+    @property
+    def proxy(self) -> StateProxy:
+        """The reconnecting proxy these calls go through (``exchange.scenarios`` shares it)."""
+        return self._proxy
+
     def reset(self) -> None:
-        """Back to the configured start: accounts, balances, positions, prices."""
+        """Back to the configured start: accounts, balances, positions, prices; scenarios
+        disarmed (the config's re-armed) and their journal emptied."""
         self._proxy.reset()
 
     def account_keys(self) -> list[str]:
@@ -48,8 +56,10 @@ class MockExchangeState:
         result: list[CoinView] = self._proxy.coin_views(api_key)
         return result
 
-    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str) -> None:
-        self._proxy.set_balance(api_key, coin, amount)
+    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str, *, push: bool = False) -> None:
+        """Set a wallet balance behind the client's back. Without ``push`` the client learns of
+        it only by asking (REST): the reconciliation case; with it, a ``wallet`` message goes out."""
+        self._proxy.set_balance(api_key, coin, amount, push)
 
     def positions(self, api_key: str) -> list[PositionView]:
         """Open positions marked to the current mark price."""
@@ -73,10 +83,11 @@ class MockExchangeState:
         leverage: Decimal | int | str | None = None,
         category: Category = "linear",
         position_idx: int = 0,
+        push: bool = False,
     ) -> None:
         """Put a position in place (size 0 closes it). ``position_idx`` 1 (long) or 2
-        (short) for a symbol in hedge mode."""
-        self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category, position_idx)
+        (short) for a symbol in hedge mode; ``push`` sends a ``position`` message."""
+        self._proxy.set_position(api_key, symbol, side, size, entry_price, leverage, category, position_idx, push)
 
     def deposit(self, api_key: str, coin: str, amount: Decimal | int | str, chain: str | None = None) -> str:
         """An on-chain deposit: it lands in the funding wallet (``FUND``) and is listed by
@@ -141,3 +152,36 @@ class MockExchangeState:
         exactly as when the market fills it.
         """
         self._proxy.fill_order(api_key, order_id, qty, price)
+
+    # -- canned market data (``MockExchangeConfig.with_candles`` ...) ------------------------
+
+    def append_market_data(self, items: Iterable[MarketItem]) -> list[dict[str, Any]]:
+        """Add candles, ticks and books (mixed) to their canned symbols' streams, in order.
+
+        A paced stream that ran dry goes on at once; a step-mode one waits for
+        :meth:`step_market`. Returns each symbol's :meth:`market_status`. ``ValueError`` (and
+        nothing added) if an item is off its instrument's grid or its symbol is not canned.
+        """
+        result: list[dict[str, Any]] = self._proxy.market_append(None, [item_to_dict(i) for i in items])
+        return result
+
+    def append_candles(self, candles: Iterable[Candle]) -> list[dict[str, Any]]:
+        return self.append_market_data(candles)
+
+    def append_ticks(self, ticks: Iterable[Tick]) -> list[dict[str, Any]]:
+        return self.append_market_data(ticks)
+
+    def append_order_books(self, books: Iterable[BookSnapshot]) -> list[dict[str, Any]]:
+        return self.append_market_data(books)
+
+    def step_market(self, symbol: str, n: int = 1, *, category: Category = "linear") -> int:
+        """Release the next ``n`` items of a step-mode canned market: they apply now (REST and
+        matching see them) and stream at once. Returns how many there were to release."""
+        released: int = self._proxy.market_step(category, symbol, n)["stepped"]
+        return released
+
+    def market_status(self, symbol: str, *, category: Category = "linear") -> dict[str, Any]:
+        """A canned market's ``mode`` ("pace" or "step"), ``pace``, ``started``, and its counts
+        of ``items``, ``released`` (scheduled) and ``applied`` (in the market now)."""
+        status: dict[str, Any] = self._proxy.market_step(category, symbol, 0)
+        return status

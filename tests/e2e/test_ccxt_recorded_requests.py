@@ -72,7 +72,9 @@ def fixture_market() -> Iterator[MockExchange]:
         _instrument("BTCUSD", "inverse", "36000", "0.50", "1"),
     ]
     account = AccountConfig("ccxt-fixtures", "ccxt-fixtures-secret", {"USDT": 1_000_000, "LTC": 100, "BTC": 1})
-    config = MockExchangeConfig(accounts=[account], instruments=instruments)
+    # every case in one module-scoped mock, back to back: far over Bybit's 10 orders/s, and
+    # rate limits are not what this module tests (test_rate_limits.py does)
+    config = MockExchangeConfig(accounts=[account], instruments=instruments, rate_limits="off")
     with MockExchange(config) as ex:
         ex.state.freeze_market()
         yield ex

@@ -63,6 +63,7 @@ ROUTES = build_routes(MockExchangeConfig.default())
 REFUSALS = {400, 408, 413, 431}  # protocol level: always Connection: close
 ENVELOPE_KEYS = {"retCode", "retMsg", "result", "retExtInfo", "time"}
 PLAIN_UNSIGNED = re.compile(r"[0-9]{1,18}")
+LIMIT_HEADERS = ("x-bapi-limit", "x-bapi-limit-status", "x-bapi-limit-reset-timestamp")
 
 POST_PATHS = sorted(path for path, route in ROUTES.items() if route.method == "POST")
 
@@ -142,7 +143,9 @@ class Wire:
         assert set(data) == ENVELOPE_KEYS, data
         assert type(data["retCode"]) is int and isinstance(data["retMsg"], str), data
         assert isinstance(data["time"], int) and isinstance(data["retExtInfo"], dict), data
-        assert set(headers) <= {"content-type", "content-length", "connection"}, headers
+        assert set(headers) <= {"content-type", "content-length", "connection", *LIMIT_HEADERS}, headers
+        limits = [headers.get(name) for name in LIMIT_HEADERS]  # Bybit's rate limits: all three or none
+        assert limits == [None] * 3 or all(v is not None and PLAIN_UNSIGNED.fullmatch(v) for v in limits), headers
         assert status != 500 and data["retCode"] != 10016, f"a handler failed: {data}"
         if status == 200:
             assert isinstance(data["result"], dict | list), data
@@ -227,6 +230,21 @@ class Guard(StateGuard):
 
     def close(self) -> None:
         self.bystander.close()
+
+
+@pytest.fixture(scope="module")
+def unlimited_mock() -> Iterator[MockExchange]:
+    """The mock fuzzed here: Bybit's rate limits off. Hundreds of examples a second would
+    otherwise be refused with 10006 before the handler ever saw what was fuzzed."""
+    with MockExchange(MockExchangeConfig.default().copy(rate_limits="off")) as ex:
+        yield ex
+
+
+@pytest.fixture
+def bybit_mock(unlimited_mock: MockExchange) -> MockExchange:
+    """The plugin's fixture, on :func:`unlimited_mock`: reset before each test."""
+    unlimited_mock.state.reset()
+    return unlimited_mock
 
 
 @pytest.fixture

@@ -113,7 +113,8 @@ async def wait_for_auth(ex: MockExchange, url: str) -> ClientConnection:
 async def test_a_killed_state_service_is_replaced_and_everything_recovers(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ex = await MockExchange(MockExchangeConfig.default()).astart()
+    # the reader polls back to back, far over Bybit's 50 wallet reads/s: limits off, or 10006s
+    ex = await MockExchange(MockExchangeConfig.default().copy(rate_limits="off")).astart()
     pids: dict[str, int] = {}
     old: dict[str, int] = {}
     reader = WalletReader(ex)

@@ -72,4 +72,4 @@ def position(ex: Exchange) -> dict[str, Any]:
 def pushes(ex: Exchange, cursor: int) -> list[tuple[str, list[dict[str, Any]]]]:
     """Every private message since ``cursor``, whichever account it went to."""
     _, events = ex.events.wait(cursor, 0)
-    return [m for kind, (_, messages) in events if kind == "private" for m in messages]
+    return [m for kind, data in events if kind == "private" for m in data[1]]

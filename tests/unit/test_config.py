@@ -197,3 +197,102 @@ def test_with_balance_checks_the_amount() -> None:
         AccountConfig("k", "s").with_balance("USDT", -1)
     with pytest.raises(ConfigError, match="not a number"):
         AccountConfig("k", "s").with_balance("USDT", "lots")
+
+
+# -- scenarios armed at start ------------------------------------------------------------------------
+
+SCENARIOS = """
+[[scenarios]]
+name = "realtime-down"
+trigger = { type = "rest", path = "/v5/order/realtime", method = "GET" }
+action = { type = "fail", ret_code = 10001, ret_msg = "scripted" }
+times = 2
+
+[[scenarios]]
+trigger = { type = "order_create" }
+match = { symbol = "BTCUSDT", side = "Buy" }
+action = { type = "fill_plan", steps = [{ after_ms = 25, quantity = "0.5", price = "1001" }, { quantity = 1 }] }
+probability = 0.5
+window = { for_ms = 60000 }
+"""
+
+
+def test_toml_scenarios_are_the_json_form(tmp_path: Path) -> None:
+    from bybit_mock.scenarios import OrderFillStep, Scenario, ScenarioAction, ScenarioTrigger  # noqa: PLC0415
+
+    path = tmp_path / "mock.toml"
+    path.write_text(SCENARIOS)
+    cfg = MockExchangeConfig.from_toml(path)
+    assert [Scenario.from_json(raw) for raw in cfg.scenarios] == [
+        Scenario("realtime-down", ScenarioTrigger.rest("/v5/order/realtime", "GET"),
+                 ScenarioAction.fail(10001, "scripted"), times=2),
+        Scenario.from_json({
+            "trigger": {"type": "order_create"}, "match": {"symbol": "BTCUSDT", "side": "Buy"},
+            "action": ScenarioAction.fill_plan([OrderFillStep(25, "0.5", "1001"), OrderFillStep(0, 1)]).to_json(),
+            "probability": 0.5, "window": {"for_ms": 60000},
+        }),
+    ]  # fmt: skip
+    assert (cfg.scenario_seed, cfg.journal_limit) == (1, 10_000)  # the defaults
+
+
+def test_toml_scenarios_table_with_seed_and_journal_limit(tmp_path: Path) -> None:
+    path = tmp_path / "mock.toml"
+    path.write_text(
+        '[scenarios]\nseed = 7\njournal_limit = 50\narmed = [\n'
+        '  { trigger = { type = "order_cancel" }, action = { type = "delay", ms = 10 } },\n]\n'
+    )
+    cfg = MockExchangeConfig.from_toml(path)
+    assert (cfg.scenario_seed, cfg.journal_limit) == (7, 50)
+    assert cfg.scenarios == [{"trigger": {"type": "order_cancel"}, "action": {"type": "delay", "ms": 10}}]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[[scenarios]]\ntrigger = { type = 'order_create' }\naction = { type = 'delay' }",
+         r"scenarios\[0\]\.action\.ms: is required"),
+        ("[[scenarios]]\ntrigger = { type = 'order_create' }\naction = { type = 'hang' }\n"
+         "[[scenarios]]\ntrigger = { type = 'tick' }\naction = { type = 'hang' }", r"scenarios\[1\]\.trigger\.type"),
+        ("[[scenarios]]\naction = { type = 'hang' }", r"scenarios\[0\]\.trigger: is required"),
+        ("[scenarios]\nsede = 1", r"\[scenarios\]: unknown key\(s\): sede"),
+        ("[scenarios]\nseed = 'x'", r"\[scenarios\] seed: expected int"),
+        ("[scenarios]\njournal_limit = 0", "journal_limit must be >= 1"),
+        ("[scenarios]\narmed = 5", "scenarios.armed must be an array"),
+        ("[server]\nadmin = 'maybe'", "admin must be one of on, off"),
+        ("[server]\nadmin = true", r"\[server\] admin: expected str"),
+        ("[server]\nadmin_token = 5", r"\[server\] admin_token: expected str"),
+        ("[server]\nhost = '0.0.0.0'", "needs an admin_token"),
+    ],
+)  # fmt: skip
+def test_bad_scenarios_and_admin_settings_name_what_is_wrong(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        MockExchangeConfig.from_toml(path)
+
+
+def test_toml_admin_settings(tmp_path: Path) -> None:
+    path = tmp_path / "mock.toml"
+    path.write_text('[server]\nhost = "0.0.0.0"\nadmin_token = "t0k"\n')
+    cfg = MockExchangeConfig.from_toml(path)
+    assert (cfg.admin, cfg.admin_token) == ("on", "t0k")
+    path.write_text('[server]\nhost = "0.0.0.0"\nadmin = "off"\n')
+    assert MockExchangeConfig.from_toml(path).admin == "off"
+    assert (MockExchangeConfig().admin, MockExchangeConfig().admin_token) == ("on", None)
+
+
+def test_cli_flags_mend_what_the_file_alone_breaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bybit_mock.cli import build_parser, load_config  # noqa: PLC0415
+
+    path = tmp_path / "mock.toml"
+    path.write_text('[server]\nhost = "0.0.0.0"\nrest_workers = 3\n')
+    monkeypatch.delenv("BYBIT_MOCK_ADMIN_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="needs an admin_token"):
+        load_config(build_parser().parse_args(["serve", "--config", str(path)]))
+    cfg = load_config(build_parser().parse_args(["serve", "--config", str(path), "--admin-token", "t"]))
+    assert (cfg.host, cfg.admin_token, cfg.rest_workers) == ("0.0.0.0", "t", 3)
+    monkeypatch.setenv("BYBIT_MOCK_ADMIN_TOKEN", "from-env")
+    cfg = load_config(build_parser().parse_args(["serve", "--host", "0.0.0.0"]))
+    assert cfg.admin_token == "from-env" and cfg.accounts[0].api_key == DEMO_API_KEY
+    cfg = load_config(build_parser().parse_args(["serve", "--config", str(path), "--admin", "off"]))
+    assert cfg.admin == "off"

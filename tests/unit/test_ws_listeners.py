@@ -25,6 +25,9 @@ from bybit_mock.ws import listeners
 from bybit_mock.ws.app import WsApp
 from bybit_mock.ws.fanout import FanOut
 from bybit_mock.ws.listeners import BaseListener, PrivateListener, PublicListener
+from bybit_mock.ws.market_faults import MarketFaults
+from bybit_mock.ws.publisher import MarketPublisher
+from bybit_mock.ws.scenarios import WsScenarios
 from bybit_mock.ws.topics import PublicTopics
 from bybit_mock.ws.trade import REQ_ID_WINDOW, RecentIds, TradeListener
 
@@ -95,6 +98,14 @@ class FakeApp:
         self.state = FakeState()
         self.connections = 0
         self.hub: list[tuple[str, list[str] | None]] = []
+        self.name = "ws-test"
+        self.engine = "engine"
+        self.listeners: set[BaseListener] = set()
+        self.subscribers: dict[tuple[str, str], set[BaseListener]] = {}
+        self.private: dict[str, set[PrivateListener]] = {}
+        publisher = MarketPublisher(loop, self.fanout, lambda category, topic: [], lambda c, s: (0.0, 0.0))
+        self.market_faults = MarketFaults(publisher, loop, self.subscribers.keys)
+        self.scenarios = WsScenarios(cast(WsApp, self), self.market_faults)
 
     def hub_subscribe(self, listener: PublicListener, topics: list[str]) -> None:
         self.hub.append(("subscribe", topics))

@@ -23,6 +23,8 @@ AB_NOT_ENOUGH: Final = 110007
 DUPLICATE_ORDER_LINK_ID: Final = 110072
 
 INVALID_API_KEY_MSG: Final = "API key is invalid."
+#: Bybit's rate-limit refusal ("Too many visits!", as the v5 rate-limit page quotes it)
+TOO_MANY_VISITS_MSG: Final = "Too many visits!"
 
 
 class BybitError(Exception):

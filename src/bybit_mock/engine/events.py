@@ -6,6 +6,10 @@ at once if anything is newer than the cursor, or blocks up to ``timeout`` second
 append. Waiting uses the log's own condition, never the engine lock, so a parked poller costs
 the engine nothing.
 
+Each reader names itself (its worker's pid), so a writer can wait until every live reader has
+taken an event (:meth:`EventLog.wait_taken`): arming a scenario returns only once every worker
+knows it is armed, so a request sent right after is sure to meet it.
+
 The log is bounded. A worker whose cursor has fallen out of it gets a ``("gap", None)`` event
 first, so it can resynchronise (reload markets; later, re-read account state) instead of
 silently missing events.
@@ -14,10 +18,14 @@ silently missing events.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
 Event = tuple[str, Any]
+
+#: a reader that has not polled for this long (seconds) is gone: nobody waits for it
+READER_STALE_S = 3.0
 
 
 class EventLog:
@@ -25,6 +33,8 @@ class EventLog:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._next = 0  # sequence number of the next event appended
         self._cond = threading.Condition(threading.Lock())
+        #: reader -> (the cursor it last asked from, when)
+        self._readers: dict[str, tuple[int, float]] = {}
 
     @property
     def cursor(self) -> int:
@@ -40,9 +50,13 @@ class EventLog:
             self._cond.notify_all()
             return seq
 
-    def wait(self, cursor: int, timeout: float) -> tuple[int, list[Event]]:
+    def wait(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[Event]]:
         """Events from ``cursor`` on, waiting up to ``timeout`` s for one; returns the new cursor."""
         with self._cond:
+            if reader:
+                # asking from ``cursor`` means it has taken everything before it
+                self._readers[reader] = (cursor, time.monotonic())
+                self._cond.notify_all()
             if cursor >= self._next and timeout > 0:
                 self._cond.wait_for(lambda: cursor < self._next, timeout)
             first = self._next - len(self._events)
@@ -55,3 +69,13 @@ class EventLog:
             events = self._events
             out.extend(events[i - first] for i in range(cursor, self._next))
             return self._next, out
+
+    def wait_taken(self, seq: int, timeout: float) -> bool:
+        """Wait until every live reader has taken event ``seq`` (False if one had not in time)."""
+
+        def taken() -> bool:
+            fresh = time.monotonic() - READER_STALE_S
+            return all(cursor > seq for cursor, when in self._readers.values() if when >= fresh)
+
+        with self._cond:
+            return self._cond.wait_for(taken, timeout)

@@ -10,6 +10,11 @@ Two kinds of callers reach it:
 * **tests** call the state methods (``balances``, ``set_balance``, ``positions``,
   ``reset`` ...) through their own Manager proxy.
 
+Bybit's per-UID REST rate limits are counted here (``ratelimits.py``), so they hold across
+every REST worker: a ``rate_limited`` command runs its inner command only if the window has
+room, and replies ``(code, value, LimitInfo)``; a refusal is ``(10006, ..., info)`` and changes
+nothing.
+
 Every command is a transaction. It is parsed and checked whole before it changes anything
 (``requests.py``, ``margin.py``), so a refused command leaves the engine exactly as it was;
 the pushes it builds go out only when it succeeds, and only to the accounts it changed
@@ -45,14 +50,19 @@ from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_dec
 from ..market import queries as market_queries
 from ..market.markets import Markets
 from .accounts import HEDGE_SIDES, ZERO, Account, Position
+from .admin import admin_call
 from .book import AccountBook
+from .canned_calls import CannedCalls
 from .events import EventLog
 from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
 from .margin import Margin
+from .orders import Order
 from .positions import PositionSettings
 from .pushes import Pushes
 from .queries import Queries
+from .ratelimits import LimitInfo, RateLimiter, cost_of
+from .scenario_calls import ScenarioCalls
 from .tpsl import PositionStops
 from .trading import Trading
 from .views import CoinView, ExecutionView, OrderView, PositionView
@@ -62,7 +72,13 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 #: ``(0, value)`` on success, ``(retCode, retMsg)`` on a Bybit error.
 Reply = tuple[int, Any]
+#: A ``rate_limited`` command's reply: a :data:`Reply` and the limiter's header values.
+LimitedReply = tuple[int, Any, LimitInfo]
+#: The command that counts a REST request against Bybit's limits, then runs it (see above).
+RATE_LIMITED = "rate_limited"
 Command = tuple[str, tuple[Any, ...]]
+#: seconds arming a scenario waits for every worker to know of it
+ARM_ACK_TIMEOUT = 2.0
 
 
 def wall_clock_ms() -> int:
@@ -86,12 +102,18 @@ class Exchange:
         self.markets = Markets(list(self.instruments.values()), config.market, clock() * 1_000_000)
         self.margin = Margin(self.instruments, self.markets)
         self.pushes = Pushes(self.events, self.margin, self.instruments, clock)
+        #: armed scenarios, their effects and journal (``scenario_calls.py``); reset clears them
+        self.scenarios = ScenarioCalls(self, config.scenario_seed, config.journal_limit)
+        self.canned = CannedCalls(self)  # canned market data: append, step, start
+        #: Bybit's per-UID REST limits (``rate_limited`` commands); ``reset()`` clears it
+        self.limiter = RateLimiter(clock)
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the configured start: accounts, orders, balances, positions, ids and prices."""
+        """Back to the configured start: accounts, orders, balances, positions, ids and prices;
+        scenarios, their journal and what they left in the workers (IP bans ...) are cleared."""
         with self._lock:
             now = self._clock()
             accounts = {a.api_key: Account.from_config(a, now) for a in self._config.accounts}
@@ -103,12 +125,21 @@ class Exchange:
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
             self._ops = self._op_table()
+            self.scenarios.reset()
+            self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
+            for raw in self._config.scenarios:  # the config's, armed at every start
+                self.scenarios.push(raw)
+            self.limiter.clear()
             pushes.discard()
             # A market whose price was set restarts from its configured start (every WS worker
             # reloads it on the event below); the others keep streaming, so a reset between
             # tests costs microseconds, not a rebuild of every 2 x 1000-level book.
             if self.markets.rebuild_changed(now * 1_000_000):
                 self.events.append("market_reload", None)
+            seq = self.events.cursor - 1
+        # Outside the lock: return once every worker has seen the reset (and what is armed
+        # again), so the next test's first request meets the state it expects.
+        self.events.wait_taken(seq, ARM_ACK_TIMEOUT)
 
     def _op_table(self) -> dict[str, Callable[..., Any]]:
         """Every command a worker may send, by name (the REST routes, ``/v5/trade`` and the
@@ -122,6 +153,15 @@ class Exchange:
             "position_list": q.position_list,
             "market_models": self.market_models,
             "market_query": self._market_query,
+            "market_start": self.canned.start,
+            "scenario_rest": self.scenarios.rest,
+            "scenario_resume": self.scenarios.resume,
+            "scenario_take": self.scenarios.take,
+            "scenario_note": self.scenarios.registry.note,
+            "scenario_summary": self.scenarios.registry.summary,
+            "scenario_state": self.scenarios.state,
+            "scenario_broadcast": self.scenarios.broadcast,
+            "admin": partial(admin_call, self),  # the /__admin/ API (``admin.py``)
             "watch": self.pushes.watch,
             "order_create": _encoded(t.order_create),
             "order_amend": _encoded(t.order_amend),
@@ -148,7 +188,7 @@ class Exchange:
     @property
     def ops(self) -> frozenset[str]:
         """The names :meth:`apply_batch` answers."""
-        return frozenset(self._ops)
+        return frozenset(self._ops) | {RATE_LIMITED}
 
     def ping(self) -> bool:
         return True
@@ -159,12 +199,47 @@ class Exchange:
 
     # -- worker entry point ---------------------------------------------------------------
 
-    def apply_batch(self, commands: list[Command]) -> list[Reply]:
+    def apply_batch(self, commands: list[Command]) -> list[Reply | LimitedReply]:
         with self._lock:
             self._advance()  # once per batch: matching and margin see the market as of now
-            return [self._apply(op, args) for op, args in commands]
+            replies = [self._apply(op, args) for op, args in commands]
+            self.scenarios.sync()  # a scenario spent by these commands: workers stop asking
+            return replies
 
-    def _apply(self, op: str, args: tuple[Any, ...]) -> Reply:
+    def apply_one(self, op: str, args: tuple[Any, ...]) -> Reply | LimitedReply:
+        """One command, as :meth:`apply_batch` runs it (a scenario command's inner one)."""
+        return self._apply(op, args)
+
+    def _apply(self, op: str, args: tuple[Any, ...]) -> Reply | LimitedReply:
+        if op == RATE_LIMITED:
+            try:
+                return self._rate_limited(*args)
+            except Exception as exc:  # a malformed command (a worker bug) fails alone
+                log.exception("state command %s failed", op)
+                return (errors.SERVER_ERROR, f"Server error: {type(exc).__name__}: {exc}")
+        return self._run(op, args)
+
+    def _rate_limited(self, api_key: str, path: str, op: str, args: tuple[Any, ...]) -> LimitedReply:
+        """A signed REST request under Bybit's limits: counted, then ``op(*args)`` if it fits.
+
+        ``op`` "" is a request the worker answers itself and only needs counted. A batch with
+        more orders than slots left runs its first orders only; the others fail with 10006
+        in its ``retExtInfo`` (``Trading.order_batch``'s ``allowed``)."""
+        if op == RATE_LIMITED:
+            raise ValueError("rate_limited cannot wrap itself")
+        query = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        cost = cost_of(path, query)
+        granted, info = self.limiter.hit(api_key, path, query.get("category"), cost)
+        if not granted:
+            return (errors.TOO_MANY_VISITS, errors.TOO_MANY_VISITS_MSG, info)
+        if not op:
+            return (0, None, info)
+        if granted < cost:
+            args = (*args, granted)
+        code, value = self._run(op, args)
+        return (code, value, info)
+
+    def _run(self, op: str, args: tuple[Any, ...]) -> Reply:
         fn = self._ops.get(op)
         if fn is None:
             return (errors.SERVER_ERROR, f"unknown state command {op!r}")
@@ -180,8 +255,14 @@ class Exchange:
             self.pushes.discard()
             log.exception("state command %s failed", op)
             return (errors.SERVER_ERROR, f"Server error: {type(exc).__name__}: {exc}")
-        self.pushes.commit()
+        self._commit()
         return (0, value)
+
+    def _commit(self) -> None:
+        """The change stands: its pushes go out, then the order events it made fire."""
+        self.pushes.commit()
+        if self.pushes.orders_seen:
+            self.scenarios.effects.order_events(self._clock())
 
     @contextmanager
     def _changing(self) -> Iterator[None]:
@@ -192,7 +273,8 @@ class Exchange:
             except BaseException:
                 self.pushes.discard()
                 raise
-            self.pushes.commit()
+            self._commit()
+            self.scenarios.sync()
 
     # -- market -----------------------------------------------------------------------------
 
@@ -208,8 +290,16 @@ class Exchange:
         self.markets.advance(now_ms * 1_000_000)
         if self.book.resting or self.book.triggers:
             self.trading.sweep(now_ms)
-            self.pushes.commit()
+            self._commit()
+        if self.scenarios.busy and self.scenarios.effects.run_due(now_ms):
+            self._commit()  # fill steps, delayed messages and timers that came due
         return now_ms
+
+    def run_due(self) -> None:
+        """Run the scenario work due now (a timer armed at 0 fires at once)."""
+        with self._lock:
+            self._advance()
+            self.scenarios.sync()
 
     def market_models(self) -> tuple[str, int, bytes]:
         """This engine's instance id, its event cursor and every model pickled, as of now: how a
@@ -229,9 +319,9 @@ class Exchange:
         now_ms = self._advance()
         return orjson.dumps(market_queries.answer(self.markets, path, query, now_ms))
 
-    def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[tuple[str, Any]]]:
+    def wait_events(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[tuple[str, Any]]]:
         """Long-poll the event log (never under the engine lock: see ``events.py``)."""
-        return self.events.wait(cursor, min(max(timeout, 0.0), 30.0))
+        return self.events.wait(cursor, min(max(timeout, 0.0), 30.0), reader)
 
     def watch(self, worker: str, api_keys: list[str]) -> None:
         """A WS worker's accounts with authenticated private connections (its whole set)."""
@@ -285,13 +375,17 @@ class Exchange:
             self._advance()
             return self.margin.valuation(self.book.account(api_key)).coins
 
-    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str) -> None:
+    def set_balance(self, api_key: str, coin: str, amount: Decimal | int | str, push: bool = False) -> None:
+        """Set a wallet balance behind the client's back; ``push`` announces it (a wallet message)."""
         value = to_decimal(amount, f"balance {coin}")
         if value < 0:
             raise ValueError("a balance cannot be negative")
-        with self._lock:
-            self.book.account(api_key).coin(coin.upper()).wallet = value
+        with self._changing():
+            account = self.book.account(api_key)
+            account.coin(coin.upper()).wallet = value
             self.book.touch()
+            if push:
+                self.pushes.emit_wallet(account)
 
     def positions(self, api_key: str) -> list[PositionView]:
         """Open positions (size > 0), marked to the current mark price."""
@@ -309,8 +403,10 @@ class Exchange:
         leverage: Decimal | int | str | None = None,
         category: str = "linear",
         position_idx: int = 0,
+        push: bool = False,
     ) -> None:
-        """Put a position in place behind the client's back; size 0 flattens it.
+        """Put a position in place behind the client's back; size 0 flattens it; ``push``
+        announces it (a position message).
 
         ``position_idx`` 1 (long) or 2 (short) needs the symbol in hedge mode."""
         qty = to_decimal(size, "size")
@@ -347,6 +443,9 @@ class Exchange:
                 position_idx=position_idx,
             )
             self.book.touch()
+            if push:
+                with self._changing():
+                    self.pushes.emit_position(account, self._instrument(category, symbol), position_idx)
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: str = "linear") -> None:
         """Jump the market to ``price``: the book, the streams and the mark price move together."""
@@ -424,6 +523,89 @@ class Exchange:
         """The funding wallet, per coin."""
         with self._lock:
             return self.funds.funding_balances(api_key)
+
+    # -- scenarios (state API; the JSON form is the one ``/__admin/scenarios`` takes) ---------
+
+    def scenario_push(self, scenario: Any) -> str:
+        """Arm a scenario (a :class:`~bybit_mock.scenarios.Scenario` or its JSON form); its id.
+
+        Returns once every worker has learnt it is armed (up to :data:`ARM_ACK_TIMEOUT` s), so
+        a request sent next meets it; the wait is outside the engine lock."""
+        with self._lock:
+            ident = self.scenarios.push(scenario)
+            seq = self.events.cursor - 1  # the summary event (or a later one) says it is armed
+        if not self.events.wait_taken(seq, ARM_ACK_TIMEOUT):
+            log.warning("a worker did not learn of scenario %s within %.1f s", ident, ARM_ACK_TIMEOUT)
+        return ident
+
+    def scenario_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.scenarios.registry.listing()
+
+    def scenario_get(self, ident: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self.scenarios.registry.get(ident)
+
+    def scenario_remove(self, ident: str) -> bool:
+        with self._lock:
+            removed = self.scenarios.registry.remove(ident)
+            self.scenarios.sync()
+            return removed
+
+    def scenario_clear(self) -> int:
+        """Disarm every scenario (the journal stays); how many there were."""
+        with self._lock:
+            count = self.scenarios.registry.remove_all()
+            self.scenarios.sync()
+            return count
+
+    def scenario_journal(self, scenario: str | None = None, since_seq: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.scenarios.registry.journal(scenario, since_seq)
+
+    def scenario_journal_clear(self) -> None:
+        with self._lock:
+            self.scenarios.registry.clear_journal()
+
+    # -- what scenario effects do to accounts and markets (called under the lock) -------------
+
+    def now_ms(self) -> int:
+        return self._clock()
+
+    def fill_now(self, order: Order, qty: Decimal, price: Decimal, now_ms: int) -> None:
+        self.trading.fill_resting(order, qty, price, now_ms)
+
+    def cancel_by_system(self, order: Order, now_ms: int) -> None:
+        account, inst = self.book.accounts[order.api_key], self.instruments[(order.category, order.symbol)]
+        self.book.release(account, inst, order)
+        order.close(now_ms, "CancelByAdmin")
+        self.pushes.emit(account, inst, [order], [])
+
+    def reject_order(self, order: Order, reason: str, now_ms: int) -> None:
+        """An accepted order turned down after the fact (Bybit's ``Rejected`` with a reason)."""
+        account, inst = self.book.accounts[order.api_key], self.instruments[(order.category, order.symbol)]
+        self.book.release(account, inst, order)
+        order.close(now_ms, "UNKNOWN", reason)
+        order.status = "Rejected"
+        self.pushes.emit(account, inst, [order], [])
+
+    def edit_position(self, api_key: str, edit: dict[str, Any]) -> None:
+        category, symbol, idx = edit.get("category", "linear"), edit["symbol"], int(edit.get("position_idx", 0))
+        push = bool(edit.get("push"))
+        self.set_position(api_key, symbol, edit["side"], edit["size"], edit["entry_price"], None, category, idx, push)
+
+    def jump_price(self, category: str, symbol: str, price: Decimal) -> None:
+        self.set_mark_price(symbol, price, category)
+
+    def market_append(self, kind: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add canned items (dicts, as JSON has them) to their symbols' streams: ``canned_calls.py``."""
+        with self._changing():
+            return self.canned.append(kind, items)
+
+    def market_step(self, category: str, symbol: str, n: int = 1) -> dict[str, Any]:
+        """Release a step-mode canned market's next ``n`` items (0: only its status)."""
+        with self._changing():
+            return self.canned.step(category, symbol, n)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -45,6 +45,12 @@ class Pushes:
         self.watched: frozenset[str] = frozenset()
         self._pending: list[tuple[str, Messages]] = []
         self._side: dict[str, list[Order]] = {}
+        #: scenarios' hooks, set only while something is armed that needs them: the orders a
+        #: committed call pushed (order-event triggers), and a router for the committed
+        #: messages (private-stream faults); unset, the hot path pays one check each
+        self.observing = False
+        self.orders_seen: list[Order] = []
+        self.route: Callable[[str, Messages], None] | None = None
 
     def watch(self, worker: str, api_keys: list[str]) -> None:
         """A WS worker's accounts with authenticated private connections (its whole set)."""
@@ -61,6 +67,8 @@ class Pushes:
     def emit(self, account: Account, inst: InstrumentConfig, orders: list[Order], fills: list[Execution]) -> None:
         """One push for one change of one account: order, execution, position, wallet."""
         side = self._side.pop(account.api_key, None)
+        if self.observing:
+            self.orders_seen.extend(orders)
         if account.api_key not in self.watched:
             return
         if side:
@@ -85,6 +93,12 @@ class Pushes:
         """A wallet-only push: money moved without an order (a transfer, a margin-mode change)."""
         if account.api_key in self.watched:
             self._pending.append((account.api_key, [self.wallet_message(account)]))
+
+    def emit_position(self, account: Account, inst: InstrumentConfig, idx: int) -> None:
+        """A position-only push: a position set behind the client's back, announced."""
+        if account.api_key in self.watched:
+            pos = account.positions.get((inst.category, inst.symbol, idx))
+            self._pending.append((account.api_key, [("position", [self.position_item(pos, inst, idx)])]))
 
     def wallet_message(self, account: Account) -> tuple[str, list[dict[str, Any]]]:
         valuation = self.margin.valuation(account)
@@ -116,22 +130,28 @@ class Pushes:
         for api_key, orders in self._side.items():
             self._pending.append((api_key, [("order", [self._order(o) for o in orders])]))
         self._side.clear()
+        route = self.route
         for api_key, messages in self._pending:
-            self.events.append("private", (api_key, messages))
+            if route is None:
+                self.events.append("private", (api_key, messages))
+            else:
+                route(api_key, messages)
         self._pending.clear()
 
     def discard(self) -> None:
         """The call was refused: it tells nobody anything."""
         self._pending.clear()
         self._side.clear()
+        self.orders_seen.clear()
 
-    def savepoint(self) -> tuple[int, dict[str, int]]:
-        return len(self._pending), {key: len(orders) for key, orders in self._side.items()}
+    def savepoint(self) -> tuple[int, dict[str, int], int]:
+        return len(self._pending), {key: len(orders) for key, orders in self._side.items()}, len(self.orders_seen)
 
-    def rollback(self, point: tuple[int, dict[str, int]]) -> None:
+    def rollback(self, point: tuple[int, dict[str, int], int]) -> None:
         """Drop what was built since ``point`` (a refused entry of a batch)."""
-        pending, side = point
+        pending, side, seen = point
         del self._pending[pending:]
+        del self.orders_seen[seen:]
         for key in list(self._side):
             kept = side.get(key, 0)
             if kept:

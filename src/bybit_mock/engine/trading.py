@@ -222,21 +222,26 @@ class Trading(Part):
         items = [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in cancelled]
         return {"list": items, "success": "1"}
 
-    def order_batch(self, op: str, api_key: str, query: dict[str, Any]) -> tuple[bytes, bytes]:
+    def order_batch(
+        self, op: str, api_key: str, query: dict[str, Any], allowed: int | None = None
+    ) -> tuple[bytes, bytes]:
         """``/v5/order/{create,amend,cancel}-batch``: each entry as its single call, each answered.
 
         Returns the encoded ``result`` and ``retExtInfo`` (one ``{code, msg}`` per entry). An
-        entry refused changes nothing and pushes nothing; the others go ahead.
+        entry refused changes nothing and pushes nothing; the others go ahead. Entries from
+        index ``allowed`` on are over the rate limit: each fails with 10006, as on Bybit.
         """
         self.book.account(api_key)
         category, entries = requests.batch(query)
         single = {"create": self.order_create, "amend": self.order_amend, "cancel": self.order_cancel}[op]
         items: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
-        for entry in entries:
+        for index, entry in enumerate(entries):
             result, code, msg = {"orderId": "", "orderLinkId": ""}, 0, "OK"
             point = self.pushes.savepoint()
             try:
+                if allowed is not None and index >= allowed:
+                    raise BybitError(errors.TOO_MANY_VISITS, errors.TOO_MANY_VISITS_MSG)
                 if not isinstance(entry, dict):
                     raise errors.params_error("params error: each request entry must be an object")
                 result = single(api_key, entry | {"category": category})

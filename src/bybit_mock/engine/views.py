@@ -60,12 +60,15 @@ class OrderView:
     reduce_only: bool
     created_ms: int
     updated_ms: int
+    cancel_type: str  # Bybit's cancelType ("UNKNOWN" while open)
+    reject_reason: str  # Bybit's rejectReason ("EC_NoError" unless rejected)
 
     @classmethod
     def of(cls, o: Order) -> OrderView:
         return cls(
             o.order_id, o.link_id, o.category, o.symbol, o.side, o.order_type, o.time_in_force, o.status,
             o.qty, o.price, o.cum_qty, o.avg_price, o.cum_fee, o.reduce_only, o.created_ms, o.updated_ms,
+            o.cancel_type, o.reject_reason,
         )  # fmt: skip
 
 

@@ -10,12 +10,16 @@ defaults follow Bybit's own push intervals (order book depth 1 every 10 ms, 50 e
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..instruments import BOOK_DEPTHS
+from ..instruments import BOOK_DEPTHS, InstrumentConfig
 
-Source = Literal["synthetic", "replay"]
+if TYPE_CHECKING:
+    from .canned_items import MarketItem
+
+Source = Literal["synthetic", "replay", "canned"]
 
 #: Every futures and spot order-book depth at its Bybit-like default rate (messages/s).
 DEFAULT_BOOK_RATES: dict[int, float] = dict(zip(BOOK_DEPTHS["linear"], (100.0, 50.0, 10.0, 5.0), strict=True))
@@ -50,6 +54,20 @@ class SymbolMarketConfig:
     speed: float = 1.0
     #: replay: start again at the end of the file (``False``: the stream stops there).
     loop: bool = True
+    #: canned: the items (``Candle``, ``Tick``, ``BookSnapshot``) streamed in order (``canned.py``)
+    canned: list[MarketItem] = field(default_factory=list)
+    #: canned: items per second, from the first subscriber on ...
+    pace: float = 10.0
+    #: ... or none until the test releases them (``MockExchangeState.step_market``)
+    step: bool = False
+
+    def items_from(self, raw: list[Any]) -> list[MarketItem]:
+        """Canned items from their dict forms (a TOML ``items`` array); symbol and category
+        default to this symbol's. ``ValueError`` names a bad one."""
+        from .canned_items import item_from_dict  # noqa: PLC0415  # loaded only when canned data is configured
+
+        defaults = {"symbol": self.symbol, "category": self.category}
+        return [item_from_dict(None, item, f"items[{i}]", defaults) for i, item in enumerate(raw)]
 
     @property
     def effective_ticker_rate(self) -> float:
@@ -74,3 +92,56 @@ class MarketConfig:
             if s.category == category and s.symbol == symbol:
                 return s
         return SymbolMarketConfig(symbol=symbol, category=category)
+
+    def check_canned(self, instruments: list[InstrumentConfig], max_pace: float) -> None:
+        """Canned symbols' timing and every item on its instrument's grid (``ValueError``): said
+        when the config is made, in the test process, not by a state service that fails to start."""
+        by_ident: dict[tuple[str, str], InstrumentConfig] = {(i.category, i.symbol): i for i in instruments}
+        for sm in self.symbols:
+            what = f"market symbol {sm.category}/{sm.symbol}"
+            if sm.source != "canned":
+                if sm.canned:
+                    raise ValueError(f"{what}: canned items need source 'canned', not {sm.source!r}")
+                continue
+            from .canned import check_config  # noqa: PLC0415  # loaded only when canned data is configured
+
+            try:
+                check_config(by_ident[(sm.category, sm.symbol)], sm, max_pace)
+            except ValueError as exc:
+                raise ValueError(f"{what}: {exc}") from None
+
+    def add_canned(
+        self,
+        items: Iterable[MarketItem | Mapping[str, Any]],
+        kind: str | None = None,
+        pace: float | None = None,
+        step: bool | None = None,
+    ) -> None:
+        """Append ``items`` (or their dict forms) to their symbols' canned streams, in order;
+        ``kind`` (``"candle"``, ``"tick"``, ``"book"``) is what they must all be. ``ValueError``
+        names a bad item. Changes this config: the callers work on a copy."""
+        from .canned_items import BookSnapshot, Candle, Tick, item_from_dict, kind_of  # noqa: PLC0415  # only when used
+
+        for i, raw in enumerate(items):
+            what = f"items[{i}]"
+            item = raw if isinstance(raw, Candle | Tick | BookSnapshot) else item_from_dict(kind, raw, what)
+            if kind is not None and kind_of(item) != kind:
+                raise ValueError(f"{what}: a {kind_of(item)} where {kind} items were expected")
+            self.canned_symbol(item.symbol, item.category, pace, step).canned.append(item)
+
+    def canned_symbol(
+        self, symbol: str, category: str = "linear", pace: float | None = None, step: bool | None = None
+    ) -> SymbolMarketConfig:
+        """The symbol's settings, made canned (from synthetic), ``pace`` and ``step`` set if given."""
+        found = next((s for s in self.symbols if (s.category, s.symbol) == (category, symbol)), None)
+        if found is None:
+            found = SymbolMarketConfig(symbol=symbol, category=category, source="canned")
+            self.symbols.append(found)
+        if found.source == "replay":
+            raise ValueError(f"{category}/{symbol} replays a recording; it cannot stream canned data too")
+        found.source = "canned"
+        if pace is not None:
+            found.pace = pace
+        if step is not None:
+            found.step = step
+        return found

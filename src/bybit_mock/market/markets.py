@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from ..instruments import InstrumentConfig
+from .canned import CannedMarket
 from .config import MarketConfig, SymbolMarketConfig
 from .model import MarketModel
 from .synthetic import SyntheticMarket
@@ -16,6 +17,8 @@ def build_model(inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: in
         from .replay import ReplayMarket  # noqa: PLC0415  # loaded only when a recording is configured
 
         return ReplayMarket(inst, cfg, market_seed, epoch_ns)
+    if cfg.source == "canned":
+        return CannedMarket(inst, cfg, market_seed, epoch_ns)
     return SyntheticMarket(inst, cfg, market_seed, epoch_ns)
 
 
@@ -34,8 +37,10 @@ class Markets:
         return build_model(inst, self.config.for_symbol(*ident), self.config.seed, epoch_ns)
 
     def rebuild_changed(self, epoch_ns: int) -> bool:
-        """Restart the changed symbols from their configured start; True if there were any."""
+        """Restart the changed symbols, and every canned market that has moved (started,
+        stepped or appended to), from their configured start; True if there were any."""
         changed, self.changed = self.changed, set()
+        changed |= {i for i, m in self.models.items() if isinstance(m, CannedMarket) and not m.pristine}
         for ident in changed:
             self.models[ident] = self._build(ident, epoch_ns)
         return bool(changed)

@@ -34,6 +34,25 @@ def book_message(
     ts_first: bool,
     tesser: bool = False,
 ) -> bytes:
+    return dumps(book_dict(topic, kind, symbol, bids, asks, u, seq, ts, cts, prices, sizes, ts_first, tesser))
+
+
+def book_dict(
+    topic: str,
+    kind: str,
+    symbol: str,
+    bids: Iterable[tuple[int, int]],
+    asks: Iterable[tuple[int, int]],
+    u: int,
+    seq: int,
+    ts: int,
+    cts: int,
+    prices: Fixed,
+    sizes: Fixed,
+    ts_first: bool,
+    tesser: bool = False,
+) -> dict[str, Any]:
+    """:func:`book_message` before encoding (a canned market hands the publisher dicts)."""
     pf = prices.fmt
 
     def sf(lots: int) -> str:
@@ -57,7 +76,7 @@ def book_message(
         msg["ts"] = ts
     msg["data"] = data
     msg["cts"] = cts
-    return dumps(msg)
+    return msg
 
 
 def trade_message(
@@ -110,11 +129,16 @@ def kline_entry(
 
 
 def kline_message(topic: str, entries: list[dict[str, Any]], ts: int, tesser: bool) -> bytes:
+    return dumps(kline_dict(topic, entries, ts, tesser))
+
+
+def kline_dict(topic: str, entries: list[dict[str, Any]], ts: int, tesser: bool = False) -> dict[str, Any]:
+    """:func:`kline_message` before encoding."""
     msg: dict[str, Any] = {"topic": topic}
     if tesser:
         msg["_topic"] = topic
     msg.update(data=entries, ts=ts, type="snapshot")
-    return dumps(msg)
+    return msg
 
 
 def ticker_message(topic: str, kind: str, data: dict[str, str], cs: int, ts: int, spot: bool) -> bytes:

@@ -29,7 +29,7 @@ class Trade(NamedTuple):
     seq: int
 
 
-#: What ``advance`` reports: ("trade", t_ns, [Trade, ...]) | ("book", t_ns, depth, u) from the
+#: What ``advance`` reports: ("trade", t_ns, [Trade, ...]) | ("book", t_ns, depth, u, seq) from the
 #: synthetic model, ("raw", t_ns, topic, message) from a replay.
 Event = tuple[Any, ...]
 

@@ -139,7 +139,7 @@ class SyntheticMarket(PricedMarket):
                 depth = depths[stream - 1]
                 self._book_tick(depth)
                 if out is not None:
-                    out.append(("book", t_ns, depth, U_BASE + k))
+                    out.append(("book", t_ns, depth, U_BASE + k, self.version))
         self.now_ns = max(self.now_ns, now_ns)
 
     def book_u(self, depth: int) -> int:

@@ -5,6 +5,13 @@ A handler returns either the encoded ``result`` (answered at once, on the loop) 
 Auth runs in the worker against a local copy of the key -> secret table. A key missing from
 it is looked up in the engine (one batched command) before it is refused, so accounts added
 at run time work at once, and a known key never costs a round trip.
+
+With ``rate_limits = "bybit"`` every signed request that passed auth is counted by the engine
+(``engine/ratelimits.py``: per UID, across every worker) as a ``rate_limited`` command, even one
+the worker answers itself, and its answer carries the ``X-Bapi-Limit*`` headers. A request
+refused here before that (no key, a bad signature, an unparsable body, or bad parameters of
+an endpoint the worker answers itself) is not counted and has no headers. With ``"off"``
+nothing of this runs.
 """
 
 from __future__ import annotations
@@ -19,7 +26,11 @@ from ..bybit import auth, envelope, errors
 from ..bybit.errors import BybitError
 from ..bybit.payload import loads_object
 from ..config import MockExchangeConfig
+from ..engine import ratelimits
 from ..service.client import Reply, StateClient
+from .admin import PREFIX as ADMIN_PREFIX
+from .admin import AdminApi
+from .faults import RestFaults
 from .protocol import Request, Respond
 
 log = logging.getLogger(__name__)
@@ -79,10 +90,21 @@ class RestApp:
         self.state = state
         self.routes = routes
         self.secrets: dict[str, str] = {}
+        #: signed requests go through the engine's ``rate_limited`` command (Bybit's limits)
+        self.rate_limited = config.rate_limits == "bybit"
+        #: scripted faults on armed routes (nothing to do for the others)
+        self.faults = RestFaults(state, _answer)
+        #: ``/__admin/`` (``admin.py``); None when ``admin = "off"``: then it is an unknown route
+        self.admin = AdminApi(config, state, self.faults) if config.admin == "on" else None
 
     def dispatch(self, request: Request, respond: Respond, key_looked_up: bool = False) -> None:
+        if self.admin is not None and request.path.startswith(ADMIN_PREFIX):
+            self.admin.dispatch(request, respond)  # before bans and faults: never locked out by one
+            return
         now_ns = time.time_ns()
         now_ms = now_ns // 1_000_000
+        if self.faults.bans and self.faults.banned(request, respond, now_ms):
+            return  # a scenario banned this client's IP (HTTP 403, as Bybit's edge does)
         route = self.routes.get(request.path)
         # HEAD is GET without the body (RFC 9110 9.3.2; the protocol leaves the body out)
         method = "GET" if request.method == "HEAD" else request.method
@@ -113,10 +135,23 @@ class RestApp:
         except BybitError as exc:
             respond(exc.http_status, envelope.error(exc.code, exc.msg, now_ms))
             return
+        command: tuple[str, tuple[Any, ...]] | None = None
+        local: bytes | None = None
         if isinstance(result, StateCall):
-            self.state.submit(result.op, result.args, lambda reply: _answer(reply, respond))
+            if route.signed and self.rate_limited:
+                command = ("rate_limited", (api_key, request.path, result.op, result.args))
+            else:
+                command = (result.op, result.args)
         else:
-            respond(200, envelope.ok(result, now_ms))
+            local = result
+            if route.signed and self.rate_limited:  # answered here, but counted by the engine
+                command = ("rate_limited", (api_key, request.path, "", (api_key, params)))
+        if self.faults.armed and self.faults.is_armed(request.path, method):
+            self.faults.run(request, respond, method, api_key, params, command, local)
+        elif command is not None:
+            self.state.submit(*command, lambda reply: _answer(reply, respond, local))
+        else:
+            respond(200, envelope.ok(local or b"", now_ms))
 
     def _look_up_key(self, api_key: str, request: Request, respond: Respond) -> None:
         """A key we have not seen (maybe an account added at run time): ask, then decide."""
@@ -130,12 +165,18 @@ class RestApp:
         self.state.submit("secret", (api_key,), done)
 
 
-def _answer(reply: Reply, respond: Respond) -> None:
-    code, value = reply
+def _answer(reply: tuple[Any, ...], respond: Respond, local: bytes | None = None) -> None:
+    """Answer a state reply: ``(code, value)``, or ``(code, value, LimitInfo)`` from a
+    ``rate_limited`` command, whose headers go with the answer (an outage's plain pair has
+    none). ``local`` is a result the worker computed itself, sent if the limiter let it through."""
+    code, value = reply[0], reply[1]
+    extra = ratelimits.header_lines(reply[2]) if len(reply) > 2 else b""
     now_ms = time.time_ns() // 1_000_000
     if code != 0:
-        respond(200, envelope.error(code, value, now_ms))
+        respond(200, envelope.error(code, value, now_ms), extra)
+    elif local is not None:
+        respond(200, envelope.ok(local, now_ms), extra)
     elif isinstance(value, tuple):  # (result, retExtInfo): the batch endpoints
-        respond(200, envelope.ok(value[0], now_ms, value[1]))
+        respond(200, envelope.ok(value[0], now_ms, value[1]), extra)
     else:
-        respond(200, envelope.ok(value, now_ms))
+        respond(200, envelope.ok(value, now_ms), extra)

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
 
@@ -58,19 +59,37 @@ log = logging.getLogger(__name__)
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "path", "query")
+    __slots__ = ("body", "conn", "headers", "method", "path", "query")
 
-    def __init__(self, method: str, path: str, query: str, headers: dict[bytes, bytes], body: bytes) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        conn: HttpProtocol | None = None,
+    ) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        #: the connection it came on (what a scripted transport fault acts on)
+        self.conn = conn
+
+    @property
+    def peer(self) -> str:
+        """The client's IP address ("" if unknown)."""
+        return self.conn.peer if self.conn is not None else ""
 
 
-#: ``respond(http_status, json_body)``: the protocol frames it, with ``Connection: close``
-#: when the connection will not be kept alive.
-Respond = Callable[[int, bytes], None]
+class Respond(Protocol):
+    """``respond(http_status, json_body, extra=b"")``: the protocol frames it, with
+    ``Connection: close`` when the connection will not be kept alive; ``extra`` is pre-rendered
+    header lines (the rate-limit headers of a signed answer)."""
+
+    def __call__(self, status: int, body: bytes, extra: bytes = b"", content_type: bytes | None = None) -> None: ...
 
 
 class _Reject(Exception):
@@ -127,6 +146,30 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+
+    @property
+    def peer(self) -> str:
+        transport = self._transport
+        name = transport.get_extra_info("peername") if transport is not None else None
+        return str(name[0]) if isinstance(name, tuple) and name else ""
+
+    # -- scripted transport faults (``rest/faults.py``) ---------------------------------------
+
+    def reset(self) -> None:
+        """Drop the connection with a TCP RST (SO_LINGER 0), whatever it still owes."""
+        transport, self._transport = self._transport, None
+        self._closing = True
+        self._slots.clear()
+        self._cancel_timer()
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -217,6 +260,7 @@ class HttpProtocol(asyncio.Protocol):
             query.decode("latin-1"),
             headers,
             b"".join(self._body) if self._body else b"",
+            self,
         )
         # After an upgrade request (an ``Upgrade`` + ``Connection: upgrade`` pair, or any
         # ``CONNECT``) httptools parses nothing more, so it is the last one.
@@ -226,10 +270,10 @@ class HttpProtocol(asyncio.Protocol):
         slot: list[Any] = [None, close]
         self._slots.append(slot)
 
-        def respond(status: int, body: bytes) -> None:
+        def respond(status: int, body: bytes, extra: bytes = b"", content_type: bytes | None = None) -> None:
             if slot[0] is not None:  # answered already (a handler that answered, then raised)
                 return
-            response = json_response(status, body, close=close)
+            response = json_response(status, body, close=close, extra=extra, content_type=content_type)
             slot[0] = response[: len(response) - len(body)] if head_only else response
             self._flush()
 

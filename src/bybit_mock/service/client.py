@@ -50,6 +50,10 @@ from .wire import ManagerChannel, NotSent, WireReply, encode_call
 
 log = logging.getLogger(__name__)
 
+#: ``(retCode, value)``. One command answers a third item: ``rate_limited`` (a REST request under
+#: Bybit's rate limits, ``engine/ratelimits.py``) replies ``(retCode, value, LimitInfo)``, so its
+#: callback takes any tuple and reads the third item when there is one (an outage answers it,
+#: like every command, with the plain pair :data:`UNAVAILABLE`).
 Reply = tuple[int, Any]
 ReplyCallback = Callable[[Reply], None]
 Command = tuple[str, tuple[Any, ...]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ Event = tuple[str, Any]
 
 class EventSource(Protocol):
     def instance(self) -> str: ...
-    def wait_events(self, cursor: int, timeout: float) -> tuple[int, list[Event]]: ...
+    def wait_events(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[Event]]: ...
 
 
 Source = TypeVar("Source", bound=EventSource)
@@ -62,6 +63,8 @@ class EventPoller(Generic[Source]):
         self._cursor = cursor
         self._instance = instance
         self._stopping = False
+        #: how the engine knows this poller (a writer may wait until every reader took an event)
+        self._reader = f"pid-{os.getpid()}"
         self._thread = threading.Thread(target=self._run, name="event-poller", daemon=True)
 
     @property
@@ -115,7 +118,7 @@ class EventPoller(Generic[Source]):
                     if source.instance() != source_instance:
                         raise ConnectionError("the state service changed engines")
                     continue
-                cursor, events = source.wait_events(polled[1], POLL_TIMEOUT)
+                cursor, events = source.wait_events(polled[1], POLL_TIMEOUT, self._reader)
             except Exception as exc:
                 if self._stopping:
                     return

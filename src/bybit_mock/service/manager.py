@@ -56,6 +56,15 @@ EXPOSED = (
     "event_cursor",
     "deposit",
     "funding_balances",
+    "scenario_push",
+    "scenario_list",
+    "scenario_get",
+    "scenario_remove",
+    "scenario_clear",
+    "scenario_journal",
+    "scenario_journal_clear",
+    "market_append",
+    "market_step",
 )
 
 #: How often the state service brings the market models to now (so matching never has a long

@@ -13,6 +13,9 @@ authenticated connection was promised belongs to the old engine: its orders, pos
 push stream are gone. Every authenticated private and trade connection is closed with 1012
 (Service Restart) so its client reconnects and resyncs, and the worker reloads the market
 models, re-sends its ``watch`` and hands the event poller the new engine's cursor.
+
+Scripted faults (scenarios) on this worker's connections and streams are
+:mod:`.scenarios`' and :mod:`.market_faults`'; with nothing armed they cost a lookup.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from picows import WSCloseCode, WSUpgradeRequest
+from picows import WSCloseCode, WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
 from ..config import MockExchangeConfig
 from ..instruments import CATEGORIES
@@ -33,7 +36,9 @@ from ..service.events import EventPoller
 from . import messages
 from .fanout import FanOut, Outbox
 from .listeners import BaseListener, PrivateListener, PublicListener, now_ms
+from .market_faults import MarketFaults
 from .publisher import MarketPublisher
+from .scenarios import WsScenarios
 from .topics import PublicTopics
 from .trade import TradeListener
 
@@ -42,6 +47,8 @@ log = logging.getLogger(__name__)
 #: Seconds between attempts to resynchronise with a new engine that did not answer.
 RESYNC_RETRY = 0.2
 SERVICE_RESTART_REASON = "state service restarted: reconnect and resync"
+#: the body of an upgrade a ``ws_refuse`` turns away (with HTTP 503, as Bybit's edge would)
+REFUSED_BODY = b"503 Service Temporarily Unavailable"
 
 
 def new_push_id() -> str:
@@ -72,11 +79,23 @@ class WsApp:
         #: the engine instance this worker's models, cursor and watch belong to
         self.engine = ""
         self.poller: EventPoller[Any] | None = None
-        self.publisher = MarketPublisher(loop, self.fanout, self.boxes_of, self._aux_rates, config.market.tesser_compat)
+        self.publisher = MarketPublisher(
+            loop, self.fanout, self.boxes_of, self._aux_rates, config.market.tesser_compat, self._start_market
+        )
+        #: every open connection on this worker (what a broadcast WS fault selects from)
+        self.listeners: set[BaseListener] = set()
+        self.market_faults = MarketFaults(self.publisher, loop, self.subscribers.keys)
+        self.scenarios = WsScenarios(self, self.market_faults)
+        self.publisher.on_batches = self._on_batches
 
     def _aux_rates(self, category: str, symbol: str) -> tuple[float, float]:
         cfg = self.config.market.for_symbol(category, symbol)
         return cfg.effective_ticker_rate, cfg.kline_rate
+
+    def _start_market(self, category: str, symbol: str) -> None:
+        """Start a paced canned market's clock (its first subscriber is here); the engine's
+        ``market_reload`` brings the started model to every worker."""
+        self.state.submit("market_start", (category, symbol), lambda reply: None)
 
     def boxes_of(self, category: str, topic: str) -> list[Outbox]:
         subs = self.subscribers.get((category, topic))
@@ -84,16 +103,28 @@ class WsApp:
             return []
         return [box for listener in subs if (box := listener.outbox) is not None]
 
+    def _on_batches(self, category: str, batches: dict[str, list[bytes]]) -> None:
+        """A tick's public messages (topic -> payloads), before they go out: scripted market
+        faults, then the public message triggers (each a no-op while nothing is armed)."""
+        self.market_faults.filter(category, batches)
+        self.scenarios.count_public(category, batches)
+
     def listener_factory(self, request: WSUpgradeRequest) -> Any:
         path = request.path.decode("latin-1").split("?", 1)[0]
         category = PUBLIC_PATHS.get(path)
+        listener: BaseListener
         if category is not None:
-            return PublicListener(self, category)
-        if path == "/v5/private":
-            return PrivateListener(self)
-        if path == "/v5/trade":
-            return TradeListener(self)
-        return None  # picows answers 404
+            listener = PublicListener(self, category)
+        elif path == "/v5/private":
+            listener = PrivateListener(self)
+        elif path == "/v5/trade":
+            listener = TradeListener(self)
+        else:
+            return None  # picows answers 404
+        if self.scenarios.refusals and self.scenarios.refusing("connect", listener.CHANNEL):
+            response = WSUpgradeResponse.create_error_response(503, REFUSED_BODY)
+            return WSUpgradeResponseWithListener(response, None)
+        return listener
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -104,12 +135,15 @@ class WsApp:
                 self.publisher.on_subscribe(listener.category, topic, listener.outbox)
 
     def on_events(self, events: list[tuple[str, Any]]) -> None:
-        """Engine events (see ``engine/events.py``): market reloads and private account events."""
+        """Engine events (see ``engine/events.py``): market reloads, private account events, and
+        scenarios' (summaries of what is armed, faults to apply, injected private events)."""
         if any(kind in ("market_reload", "gap") for kind, _ in events):
             self.reload_markets()
         for kind, data in events:
             if kind == "private":
                 self.push_private(*data)
+            elif kind in ("scenarios", "fault", "private_raw"):
+                self.scenarios.on_event(kind, data)
 
     def push_private(self, api_key: str, pushes: list[tuple[str, list[dict[str, Any]]]]) -> None:
         """Send one change's messages to every connection of the account that subscribed.
@@ -154,6 +188,7 @@ class WsApp:
                 subs.discard(listener)
                 if not subs:
                     del self.subscribers[(listener.category, topic)]
+                    self.market_faults.forget(listener.category, topic)
 
     def private_authenticated(self, listener: PrivateListener, then: Callable[[bool], None]) -> None:
         """Route the account's pushes to ``listener``; ``then(ok)`` once the engine has answered.
@@ -216,6 +251,7 @@ class WsApp:
         for conn in closing:
             conn.close(WSCloseCode.SERVICE_RESTART, SERVICE_RESTART_REASON)
         self._resync(instance)
+        self.scenarios.resync(instance)
 
     def _resync(self, instance: str) -> None:
         """Models and their cursor from ``instance`` (the reply names its engine), and the watch."""

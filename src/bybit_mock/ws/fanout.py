@@ -153,3 +153,27 @@ class FanOut:
         box.dropped = True
         box.detach()
         box.close(reason)
+
+
+class HeldWrites:
+    """A stalled connection's socket as the fan-out sees it: what is written is kept, not sent.
+
+    The fan-out's slow-consumer rule counts what is held, so a stall is bounded like a slow
+    reader: past ``ws_max_buffer_bytes`` the connection is closed with 1013."""
+
+    __slots__ = ("chunks", "raw", "size")
+
+    def __init__(self, raw: RawTransport) -> None:
+        self.raw = raw
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.size + self.raw.get_write_buffer_size()
+
+    def is_closing(self) -> bool:
+        return self.raw.is_closing()

@@ -32,15 +32,15 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
-from ..bybit import auth
+from ..bybit import auth, errors
 from ..bybit.payload import shape_error
 from . import messages
-from .fanout import Outbox
+from .fanout import HeldWrites, Outbox
 from .topics import PRIVATE_TOPICS
 
 if TYPE_CHECKING:
@@ -59,6 +59,12 @@ CLOSE_GRACE_S = 2.0
 #: A close frame's payload is at most 125 bytes, two of them the code.
 _MAX_CLOSE_REASON_BYTES = 123
 _DATA_FRAMES = (WSMsgType.TEXT, WSMsgType.BINARY)
+#: what a ``ws_refuse`` of auths answers (a retryable server error: the key is fine)
+AUTH_REFUSED = "Server error: auth refused for now, retry later"
+
+
+def _nothing() -> None:
+    pass
 
 
 def new_conn_id() -> str:
@@ -80,6 +86,8 @@ def is_req_id(value: Any) -> bool:
 class BaseListener(WSListener):
     #: where a request carries its id (``/v5/trade`` says ``reqId``)
     REQ_ID_KEY = "req_id"
+    #: the channel a scenario names (``public``, ``private``, ``trade``)
+    CHANNEL = "public"
 
     def __init__(self, app: WsApp) -> None:
         self.app = app
@@ -96,6 +104,9 @@ class BaseListener(WSListener):
         self._abort_timer: asyncio.TimerHandle | None = None
         #: the fragments of a message still arriving (RFC 6455 5.4); None between messages
         self._fragments: bytearray | None = None
+        #: a scripted stall (``ws_stall``): what the fan-out writes meanwhile, and its end
+        self._held: HeldWrites | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -103,16 +114,25 @@ class BaseListener(WSListener):
             transport.underlying_transport, f"{type(self).__name__} {self.conn_id}", self.on_slow_consumer
         )
         self.app.connections += 1
+        self.app.listeners.add(self)
+        self.app.scenarios.gate(self, "ws_connect", {}, lambda after: after())
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.transport = None
         self.app.connections -= 1
+        self.app.listeners.discard(self)
         self._backlog.clear()
-        if self._abort_timer is not None:
-            self._abort_timer.cancel()
-            self._abort_timer = None
+        for timer in (self._abort_timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._abort_timer = self._stall_timer = None
+        self._held = None
         if self.outbox is not None:
             self.outbox.detach()
+
+    def scenario_ctx(self) -> dict[str, Any]:
+        """What a scenario triggered by this connection is matched on (and journaled with)."""
+        return {"channel": self.CHANNEL, "conn_id": self.conn_id}
 
     def send(self, payload: bytes) -> None:
         """Everything this connection is sent goes through the fan-out, in order."""
@@ -124,17 +144,21 @@ class BaseListener(WSListener):
         if self.transport is not None:
             self.transport.disconnect(graceful=False)
 
-    def close(self, code: WSCloseCode, reason: str) -> None:
-        """Send what this connection is owed, then a close frame; the peer's answer hangs up."""
+    def close(self, code: WSCloseCode | int, reason: str) -> None:
+        """Send what this connection is owed, then a close frame; the peer's answer hangs up.
+
+        ``code`` may be any close code (a scenario's 4000-4999 too): picows sends the number,
+        though its stubs name only the standard ones."""
         transport = self.transport
         if transport is None or self._closing:
             return
         self._closing = True
         self._backlog.clear()
+        self.unstall()  # what a stall held back is owed first
         if self.outbox is not None:
             self.app.fanout.write_now(self.outbox)
             self.outbox.detach()  # nothing may follow the close frame
-        transport.send_close(code, reason.encode()[:_MAX_CLOSE_REASON_BYTES])
+        transport.send_close(cast(WSCloseCode, code), reason.encode()[:_MAX_CLOSE_REASON_BYTES])
         self._abort_timer = self.app.loop.call_later(CLOSE_GRACE_S, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
@@ -142,6 +166,42 @@ class BaseListener(WSListener):
         transport = self.transport
         if transport is not None:
             transport.disconnect(graceful=transport.underlying_transport.get_write_buffer_size() == 0)
+
+    def stall(self, ms: float) -> None:
+        """Go silent for ``ms`` (``ws_stall``): the socket stays open, but nothing is written
+        (the fan-out's frames are held), pings get no pong and the client's requests wait; then
+        everything carries on in order. A second stall can only make it last longer."""
+        box = self.outbox
+        if self.transport is None or self._closing or box is None or box.raw is None:
+            return
+        loop = self.app.loop
+        if self._held is None:
+            self._held = HeldWrites(box.raw)
+            box.raw = self._held
+        elif self._stall_timer is not None:
+            if self._stall_timer.when() >= loop.time() + ms / 1000:
+                return
+            self._stall_timer.cancel()
+        self._stall_timer = loop.call_later(ms / 1000, self.unstall)
+
+    def unstall(self) -> None:
+        """End a stall: what was held goes out, then the requests that waited are handled."""
+        held, self._held = self._held, None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        if held is None:
+            return
+        box = self.outbox
+        if box is not None and box.raw is held:  # not detached meanwhile (closed, gone)
+            box.raw = held.raw
+            if held.chunks and not held.raw.is_closing():
+                held.raw.write(b"".join(held.chunks))
+        self._drain()
+
+    @property
+    def stalled(self) -> bool:
+        return self._held is not None
 
     def on_slow_consumer(self, reason: str) -> None:
         """The fan-out gave up on this connection (it has already stopped queueing for it)."""
@@ -159,7 +219,7 @@ class BaseListener(WSListener):
                 if whole is None:
                     return
                 payload = whole
-            if not self._paused:
+            if not self._paused and self._held is None:
                 self.on_request(payload)
             elif len(self._backlog) < self.app.config.ws_max_pending_requests:
                 self._backlog.append(bytes(payload))
@@ -167,6 +227,11 @@ class BaseListener(WSListener):
                 limit = self.app.config.ws_max_pending_requests
                 log.warning("closing %s %s: more than %d requests queued", type(self).__name__, self.conn_id, limit)
                 self.close(WSCloseCode.POLICY_VIOLATION, f"too many requests queued (limit {limit})")
+        elif msg_type == WSMsgType.PING:
+            # Answered here, not by picows (the server turns its auto-pong off), so that a
+            # stalled connection can leave a ping unanswered, as a frozen peer would.
+            if self._held is None:
+                transport.send_pong(frame.get_payload_as_bytes())
         elif msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
@@ -240,8 +305,12 @@ class BaseListener(WSListener):
         if self.transport is None or self._closing:
             return
         then()
+        self._drain()
+
+    def _drain(self) -> None:
+        """Handle the frames that queued while the connection was paused or stalled."""
         backlog = self._backlog
-        while backlog and not self._paused and not self._closing:
+        while backlog and not self._paused and self._held is None and not self._closing:
             self.on_request(backlog.popleft())
 
     def after_ack_delay(self, then: Callable[[], None]) -> None:
@@ -268,6 +337,14 @@ def topic_args(msg: dict[str, Any]) -> list[str] | None:
     return args
 
 
+def topics_ctx(topics: list[str]) -> dict[str, Any]:
+    """A subscribe's scenario context: its topic (several joined by commas) and, for one
+    public topic, its symbol."""
+    if len(topics) == 1:
+        return {"topic": topics[0], "symbol": topics[0].rsplit(".", 1)[-1]}
+    return {"topic": ",".join(topics)}
+
+
 class PublicListener(BaseListener):
     """``/v5/public/{category}``: subscribe, unsubscribe, ping."""
 
@@ -278,6 +355,9 @@ class PublicListener(BaseListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         super().on_ws_disconnected(transport)
         self.app.hub_unsubscribe(self)
+
+    def scenario_ctx(self) -> dict[str, Any]:
+        return super().scenario_ctx() | {"category": self.category}
 
     def ack(self, op: str, req_id: Any, ok: bool, ret_msg: str, topics: list[str]) -> None:
         self.send(messages.public_ack(self.category, op, self.conn_id, req_id, ok, ret_msg, topics))
@@ -293,7 +373,21 @@ class PublicListener(BaseListener):
             if topics is None:
                 self.ack(op, req_id, False, "error:args must be a non-empty list of topic strings", [])
             elif op == "subscribe":
-                self.after_ack_delay(lambda: self.subscribe(req_id, topics))
+
+                def subscribe(after: Callable[[], None]) -> None:
+                    def now() -> None:
+                        self.subscribe(req_id, topics)
+                        after()
+
+                    self.after_ack_delay(now)
+
+                self.app.scenarios.gate(
+                    self,
+                    "ws_subscribe",
+                    topics_ctx(topics),
+                    subscribe,
+                    lambda code, ret_msg: self.ack(op, req_id, False, ret_msg, topics),
+                )
             else:
                 self.topics.difference_update(topics)
                 self.app.hub_unsubscribe(self, topics)
@@ -318,6 +412,8 @@ class PublicListener(BaseListener):
 class PrivateListener(BaseListener):
     """``/v5/private``: auth, then subscribe to the account's topics; ping."""
 
+    CHANNEL = "private"
+
     def __init__(self, app: WsApp) -> None:
         super().__init__(app)
         self.api_key: str | None = None
@@ -325,6 +421,14 @@ class PrivateListener(BaseListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         super().on_ws_disconnected(transport)
         self.app.private_disconnected(self)
+        if self.api_key is not None and self.CHANNEL == "private":
+            self.app.scenarios.disconnected(self)
+
+    def scenario_ctx(self) -> dict[str, Any]:
+        ctx = super().scenario_ctx()
+        if self.api_key is not None:
+            ctx["api_key"] = self.api_key
+        return ctx
 
     def on_bad_message(self, op: str, req_id: Any, ret_msg: str) -> None:
         self.send(messages.private_ack(op, self.conn_id, req_id, False, ret_msg))
@@ -335,7 +439,22 @@ class PrivateListener(BaseListener):
         elif op == "auth":
             self.authenticate(msg, req_id)
         elif op == "subscribe":
-            self.after_ack_delay(lambda: self.subscribe(msg, req_id))
+
+            def subscribe(after: Callable[[], None]) -> None:
+                def now() -> None:
+                    self.subscribe(msg, req_id)
+                    after()
+
+                self.after_ack_delay(now)
+
+            topics = topic_args(msg)
+            self.app.scenarios.gate(
+                self,
+                "ws_subscribe",
+                topics_ctx(topics) if topics else {},
+                subscribe,
+                lambda code, ret_msg: self.on_bad_message(op, req_id, ret_msg),
+            )
         elif op == "unsubscribe":
             topics = topic_args(msg) or []
             self.topics.difference_update(topics)
@@ -349,6 +468,25 @@ class PrivateListener(BaseListener):
             return
         args = msg.get("args")
         key = args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
+        scenarios = self.app.scenarios
+        if scenarios.refusals and scenarios.refusing("auth", self.CHANNEL, key):
+            self.auth_refused(req_id, errors.SERVER_ERROR, AUTH_REFUSED)
+            return
+
+        def go_on(after: Callable[[], None]) -> None:
+            after()  # nothing of a scenario waits for the outcome
+            self.verify(args, key, req_id)
+
+        scenarios.gate(
+            self,
+            "ws_auth",
+            {"api_key": key} if key else {},
+            go_on,
+            lambda code, ret_msg: self.auth_refused(req_id, code, ret_msg),
+        )
+
+    def verify(self, args: Any, key: str | None, req_id: Any) -> None:
+        """Check an auth's signature (after a scenario let it through) and answer it."""
 
         def decide() -> None:
             api_key = auth.verify_ws_auth(args, self.app.secrets, now_ms())
@@ -374,6 +512,10 @@ class PrivateListener(BaseListener):
             self.app.look_up_key(key, lambda: self.resume(decide))
         else:
             decide()
+
+    def auth_refused(self, req_id: Any, code: int, msg: str) -> None:
+        """An auth turned down by a scenario (the private ack carries no code, only the text)."""
+        self.send(messages.private_ack("auth", self.conn_id, req_id, False, msg))
 
     def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False, unavailable: bool = False) -> None:
         if ok:

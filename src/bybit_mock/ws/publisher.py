@@ -24,7 +24,8 @@ import orjson
 from ..instruments import ALL_BOOK_DEPTHS, CONTRACTS
 from ..market import messages
 from ..market.candles import INTERVAL_MINUTES, interval_start
-from ..market.model import MarketModel
+from ..market.canned import CannedMarket
+from ..market.model import Event, MarketModel
 from ..market.schedule import Schedule
 from ..market.ticker import WS_FUTURES_KEYS, WS_SPOT_KEYS, ticker_fields, ticker_shape
 from ..market.views import DepthView
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: topic -> the outboxes of this worker's subscribers to it
 BoxesOf = Callable[[str, str], list[Outbox]]
+#: (category, symbol): ask the engine to start a canned market's clock
+StartMarket = Callable[[str, str], None]
 
 _TICKER, _KLINE = 0, 1
 
@@ -61,6 +64,7 @@ class SymbolFeed:
         self.ticker_topic = f"tickers.{s}"
         self.book_topics = {d: f"orderbook.{d}.{s}" for d in ALL_BOOK_DEPTHS}
         self.kline_topics = {i: f"kline.{i}.{s}" for i in INTERVAL_MINUTES}
+        self.topics = (self.trade_topic, self.ticker_topic, *self.book_topics.values(), *self.kline_topics.values())
 
     def next_due(self) -> int | None:
         times = [t for t in (self.model.schedule.next_time(), self.aux.next_time()) if t is not None]
@@ -75,6 +79,7 @@ class MarketPublisher:
         boxes_of: BoxesOf,
         rates: Callable[[str, str], tuple[float, float]],
         tesser: bool = False,
+        start_market: StartMarket | None = None,
     ) -> None:
         self.loop = loop
         self.fanout = fanout
@@ -82,8 +87,17 @@ class MarketPublisher:
         self.rates = rates  # (category, symbol) -> (ticker rate, kline rate)
         self.tesser = tesser
         self.feeds: dict[tuple[str, str], SymbolFeed] = {}
+        self.start_market = start_market
+        #: canned markets whose start this worker asked for: (category, symbol) -> generation
+        self._start_asked: dict[tuple[str, str], str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.messages_published = 0
+        #: scripted market faults (``market_faults.py``): a tick's messages, topic -> payloads,
+        #: pass through this hook (in place) before they go out ...
+        self.on_batches: Callable[[str, dict[str, list[bytes]]], None] | None = None
+        #: ... and a book topic's ``u`` is sent this much lower than the model's (a skipped
+        #: update id, or a restart at u=1); applied where every book message is built
+        self.u_offsets: dict[tuple[str, str], int] = {}
 
     # -- models -----------------------------------------------------------------------------
 
@@ -93,17 +107,27 @@ class MarketPublisher:
         for model in models:
             key = (model.category, model.symbol)
             old = self.feeds.get(key)
-            model.advance(now)  # catch up silently: these events were the engine's, not news
+            out: list[Event] = []
+            continued = False
+            if isinstance(model, CannedMarket):
+                # A canned stream goes on from where this worker's copy was: every item once.
+                continued = model.resume(old.model if old is not None else None, now, out)
+            else:
+                model.advance(now)  # catch up silently: these events were the engine's, not news
             ticker_rate, kline_rate = self.rates(*key)
             feed = self.feeds[key] = SymbolFeed(model, ticker_rate, kline_rate, now)
             if old is not None:
-                self._resnapshot(old, feed)
+                self._resnapshot(old, feed, books=not continued)
+            if out:
+                self._publish_in_order(feed, out, now)
+            self._ask_start(feed)
         self._reschedule()
 
-    def _resnapshot(self, old: SymbolFeed, feed: SymbolFeed) -> None:
-        """After a reload, everyone subscribed gets a fresh snapshot (Bybit does the same on a reset)."""
+    def _resnapshot(self, old: SymbolFeed, feed: SymbolFeed, books: bool = True) -> None:
+        """After a reload, everyone subscribed gets a fresh snapshot (Bybit does the same on a
+        reset); a canned stream that goes on sends only its own books, once."""
         for depth, view in old.views.items():
-            if view.live:
+            if view.live and books:
                 self._send_initial(feed, feed.book_topics[depth], self.boxes_of(feed.category, feed.book_topics[depth]))
         if old.ticker_sent is not None:
             self._send_initial(feed, feed.ticker_topic, self.boxes_of(feed.category, feed.ticker_topic))
@@ -122,6 +146,19 @@ class MarketPublisher:
         feed = self.feeds.get((category, parts[-1]))
         if feed is not None:
             self._send_initial(feed, topic, [box])
+            self._ask_start(feed)
+
+    def _ask_start(self, feed: SymbolFeed) -> None:
+        """A paced canned market starts with its first subscriber: ask the engine once per model
+        (it starts it for every worker and sends the reload that carries it here)."""
+        model, key = feed.model, (feed.category, feed.symbol)
+        if not isinstance(model, CannedMarket) or not model.awaiting_start or self.start_market is None:
+            return
+        if self._start_asked.get(key) == model.generation:
+            return
+        if any(self.boxes_of(feed.category, topic) for topic in feed.topics):
+            self._start_asked[key] = model.generation
+            self.start_market(*key)
 
     def _send_initial(self, feed: SymbolFeed, topic: str, boxes: list[Outbox]) -> None:
         if not boxes:
@@ -135,6 +172,8 @@ class MarketPublisher:
             view = feed.views.get(depth)
             if view is None:
                 view = feed.views[depth] = DepthView(depth)
+            if topic in feed.recorded and not model.book_u(depth):
+                return  # the recorded (canned) book has not started: nothing to show yet
             if not view.live or topic in feed.recorded:
                 # A recorded topic's deltas are the recording's, applied to the model's book: a
                 # new subscriber's snapshot is that book now, never an older shared view.
@@ -190,9 +229,26 @@ class MarketPublisher:
         self._reschedule()
 
     def _advance(self, feed: SymbolFeed, now: int) -> None:
+        out: list[Event] = []
+        feed.model.advance(now, out)
+        self._publish_in_order(feed, out, now)
+
+    def _publish_in_order(self, feed: SymbolFeed, out: list[Event], now: int) -> None:
+        """:meth:`_publish`, which batches per topic; a canned market's items (several due at
+        once: a step of many) go out in their order across topics too, one run of a topic at a time."""
+        if not isinstance(feed.model, CannedMarket) or len(out) < 2:
+            self._publish(feed, out, now)
+            return
+        topics = [feed.trade_topic if event[0] == "trade" else event[2] for event in out]
+        start = 0
+        for i in range(1, len(out) + 1):
+            if i == len(out) or topics[i] != topics[start]:
+                self._publish(feed, out[start:i], now)
+                start = i
+
+    def _publish(self, feed: SymbolFeed, out: list[Event], now: int) -> None:
+        """Send what the model reported (``out``) and the ticker and kline pushes due by ``now``."""
         model = feed.model
-        out: list[tuple[Any, ...]] = []
-        model.advance(now, out)
         category = feed.category
         batches: dict[str, list[bytes]] = {}
         boxes_cache: dict[str, list[Outbox]] = {}
@@ -228,6 +284,8 @@ class MarketPublisher:
                 self._ticker_event(feed, t_ms, boxes, batches)
             else:
                 self._kline_event(feed, t_ms, boxes, batches)
+        if self.on_batches is not None:
+            self.on_batches(category, batches)
         publish = self.fanout.publish_batch
         for topic, payloads in batches.items():
             publish(boxes(topic), payloads)
@@ -240,7 +298,9 @@ class MarketPublisher:
         boxes: Callable[[str], list[Outbox]],
         batches: dict[str, list[bytes]],
     ) -> None:
-        _, t_ns, depth, u = event
+        # the book's version as of this event: when one late wake-up publishes several events
+        # of a depth, each keeps its own ``seq`` (the model's has moved on to the last one's)
+        _, t_ns, depth, u, seq = event
         view = feed.views.get(depth)
         if view is None or not view.live:
             return
@@ -252,11 +312,11 @@ class MarketPublisher:
         ts = t_ns // 1_000_000
         if depth == 1:
             # Level 1 is snapshots only (every category).
-            view.reset(model.book, u, model.version, ts, self._cts(model, ts))
+            view.reset(model.book, u, seq, ts, self._cts(model, ts))
             bids, asks = view.snapshot_levels()
             kind = "snapshot"
         else:
-            bids, asks = view.advance(model.book, u, model.version, ts, self._cts(model, ts))
+            bids, asks = view.advance(model.book, u, seq, ts, self._cts(model, ts))
             kind = "delta"
         batches.setdefault(topic, []).append(self._book_payload(feed, topic, kind, bids, asks, view))
 
@@ -271,8 +331,9 @@ class MarketPublisher:
     ) -> bytes:
         ts_first = not feed.futures or view.depth == 1
         model = feed.model
+        u = view.u - self.u_offsets.get((feed.category, topic), 0) if self.u_offsets else view.u
         return messages.book_message(
-            topic, kind, feed.symbol, bids, asks, view.u, view.seq, view.ts, view.cts,
+            topic, kind, feed.symbol, bids, asks, u, view.seq, view.ts, view.cts,
             model.prices, model.sizes, ts_first, self.tesser,
         )  # fmt: skip
 

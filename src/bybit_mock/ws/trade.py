@@ -10,6 +10,9 @@ the reply carries Bybit's header block (rate-limit fields, ``Traceid``, ``Timeno
 
 Order-op replies, refusals included, wait ``ack_delay_ms`` (20 ms by default): pybit sends before it registers
 the callback for a ``reqId``, so an instant reply would be dropped as unregistered.
+
+An op whose order trigger (``order_create`` ...) is armed goes through the scenario engine as
+its REST route would (:mod:`.trade_faults`); any other op costs one set lookup more.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class RecentIds:
 
 class TradeListener(PrivateListener):
     REQ_ID_KEY = "reqId"
+    CHANNEL = "trade"
 
     def __init__(self, app: WsApp) -> None:
         super().__init__(app)
@@ -81,6 +85,9 @@ class TradeListener(PrivateListener):
         body.update(retCode=code, retMsg=msg, op=op, **fields)
         body["connId"] = self.conn_id
         self.send(orjson.dumps(body))
+
+    def auth_refused(self, req_id: Any, code: int, msg: str) -> None:
+        self.reply("auth", code, msg, req_id)
 
     def auth_reply(self, req_id: Any, ok: bool, repeat: bool = False, unavailable: bool = False) -> None:
         if ok:
@@ -129,14 +136,19 @@ class TradeListener(PrivateListener):
         # local, since it is pickled to the state service on a channel every client shares.
         check_shape(args[0], "args[0]")
 
-        def done(reply: Reply) -> None:
-            code, value = reply
-            if code == 0:
-                self.order_reply(op, 0, "OK", req_id, orjson.loads(value))
-            else:
-                self.order_reply(op, code, value, req_id, {})
+        command = ORDER_OPS[op]
+        if self.app.scenarios.trade_armed(command):
+            self.app.scenarios.trade.run(self, op, command, req_id, args[0])
+            return
+        self.app.state.submit(command, (self.api_key, args[0]), lambda reply: self.answer(op, req_id, reply))
 
-        self.app.state.submit(ORDER_OPS[op], (self.api_key, args[0]), done)
+    def answer(self, op: str, req_id: Any, reply: Reply) -> None:
+        """Answer an order op with the engine's reply to its command."""
+        code, value = reply
+        if code == 0:
+            self.order_reply(op, 0, "OK", req_id, orjson.loads(value))
+        else:
+            self.order_reply(op, code, value, req_id, {})
 
     def order_reply(self, op: str, code: int, msg: str, req_id: Any, data: dict[str, Any]) -> None:
         """Every order-op answer, success or refusal, waits ``ack_delay_ms`` (see the module doc)."""

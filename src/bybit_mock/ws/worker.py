@@ -30,6 +30,13 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
         raise RuntimeError(f"could not load the market models from the state service: {value}")
     app.engine, cursor, models = value
     app.load_markets(models)
+    # What is armed, as of now; the events from ``cursor`` on bring every later change (the
+    # newest version wins, whichever way it came).
+    code, value = await state.call("scenario_state")
+    if code != 0:
+        raise RuntimeError(f"could not read the armed scenarios from the state service: {value}")
+    if value[0] == app.engine:
+        app.scenarios.learn(value[2])
     poller = EventPoller(
         lambda: connect(spec.state_address, spec.authkey), loop, app.on_events, cursor, app.engine, discard
     )
@@ -44,7 +51,9 @@ async def serve(spec: WorkerSpec, state: StateClient) -> Callable[[], Awaitable[
         sock=sock,
         max_frame_size=spec.config.max_ws_frame_bytes,
         websocket_handshake_timeout=5,
-        enable_auto_pong=True,  # RFC 6455 pings (pybit's websocket-client sends them every 20 s)
+        # RFC 6455 pings (pybit's websocket-client sends one every 20 s) are answered by the
+        # listeners, so that a scripted stall can leave them unanswered
+        enable_auto_pong=False,
         backlog=4096,
         read_buffer_init_size=1024,  # clients send little; keeps an idle connection's memory small
     )
