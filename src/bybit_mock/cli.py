@@ -22,7 +22,8 @@ from types import FrameType
 import orjson
 
 from . import __version__
-from .config import ADMIN_MODES, RATE_LIMITS, ConfigError, MockExchangeConfig, demo_account, read_toml
+from .config import ADMIN_MODES, RATE_LIMITS, ConfigError, MockExchangeConfig, demo_account
+from .config_checks import read_toml
 from .mock import MockExchange
 from .supervisor import StartError
 

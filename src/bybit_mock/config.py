@@ -1,4 +1,5 @@
-"""Typed configuration for the mock exchange, and its TOML form.
+"""Typed configuration for the mock exchange, and its TOML form (its tables are read and checked
+in :mod:`bybit_mock.config_checks`).
 
 Everything the supervisor hands to a child process is in :class:`MockExchangeConfig`; it is
 pickled once per process at spawn time, so it holds plain data only (str, int, Decimal,
@@ -15,17 +16,30 @@ here.
 
 from __future__ import annotations
 
-import ipaddress
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from .instruments import BOOK_DEPTHS, CATEGORIES, Category, InstrumentConfig, default_instruments
-from .market.config import MarketConfig, SymbolMarketConfig
+from .config_checks import (
+    MAX_STREAM_RATE,
+    ConfigError,
+    array_of,
+    instrument_from,
+    is_loopback,
+    market_from,
+    no_extra_keys,
+    read_toml,
+    scenarios_from,
+    string_in,
+    table_of,
+    to_decimal,
+    validate_market,
+)
+from .instruments import CATEGORIES, Category, InstrumentConfig, default_instruments
+from .market.config import MarketConfig
 
 if TYPE_CHECKING:
     from .market.canned_items import BookSnapshot, Candle, MarketItem, Tick
@@ -61,25 +75,8 @@ DEMO_API_SECRET = "bybit-mock-demo-secret"
 DEMO_USDT = Decimal("100000")
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
-def to_decimal(value: object, what: str) -> Decimal:
-    """Parse a config number. Floats go through ``str`` so ``0.1`` stays ``0.1``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a number, got {value!r}")
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | float | str):
-        try:
-            result = Decimal(str(value))
-        except InvalidOperation:
-            raise ConfigError(f"{what}: not a number: {value!r}") from None
-        if not result.is_finite():
-            raise ConfigError(f"{what}: not a finite number: {value!r}")
-        return result
-    raise ConfigError(f"{what}: expected a number, got {type(value).__name__}")
 
 
 @dataclass
@@ -324,7 +321,7 @@ class MockExchangeConfig:
             seen.add(ident)
             if inst.category not in CATEGORIES:
                 raise ConfigError(f"instrument {inst.symbol}: unknown category {inst.category!r}")
-        _validate_market(self.market, seen)
+        validate_market(self.market, seen)
         try:
             self.market.check_canned(self.instruments, MAX_STREAM_RATE)
         except ValueError as exc:
@@ -363,15 +360,15 @@ class MockExchangeConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> MockExchangeConfig:
         data = dict(data)
-        server = _table(data.pop("server", {}), "server")
-        market = _market_from(_table(data.pop("market", {}), "market"))
-        accounts = [_account_from(a) for a in _list(data.pop("accounts", []), "accounts")]
-        scenario_settings = _scenarios_from(data.pop("scenarios", []))
+        server = table_of(data.pop("server", {}), "server")
+        market = market_from(table_of(data.pop("market", {}), "market"))
+        accounts = [_account_from(a) for a in array_of(data.pop("accounts", []), "accounts")]
+        scenario_settings = scenarios_from(data.pop("scenarios", []))
         instruments_raw = data.pop("instruments", None)
         instruments = (
             default_instruments()
             if instruments_raw is None
-            else [_instrument_from(i) for i in _list(instruments_raw, "instruments")]
+            else [instrument_from(i) for i in array_of(instruments_raw, "instruments")]
         )
         if data:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
@@ -390,233 +387,51 @@ class MockExchangeConfig:
         return cls(accounts=accounts, instruments=instruments, market=market, **server, **scenario_settings)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A config file's tables, not yet checked (the CLI merges its flags into ``[server]`` first,
-    so that a flag can satisfy a rule the file alone breaks: ``--admin-token`` for its ``host``)."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def is_loopback(host: str) -> bool:
-    """Whether listening on ``host`` is reachable from this machine only (127.0.0.0/8, ::1,
-    ``localhost``); ``""`` and ``0.0.0.0`` mean every interface."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
-def _scenarios_from(raw: object) -> dict[str, Any]:
-    """``[[scenarios]]`` (a list of scenarios), or ``[scenarios]`` with ``seed``,
-    ``journal_limit`` and ``armed = [...]`` (TOML cannot have both under one name)."""
-    if isinstance(raw, list):
-        return {"scenarios": raw}
-    table = _table(raw, "scenarios")
-    out: dict[str, Any] = {"scenarios": _list(table.pop("armed", []), "scenarios.armed")}
-    for name, key in (("seed", "scenario_seed"), ("journal_limit", "journal_limit")):
-        if name in table:
-            value = table.pop(name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"[scenarios] {name}: expected int, got {value!r}")
-            out[key] = value
-    if table:
-        unknown = ", ".join(sorted(table))
-        raise ConfigError(f"[scenarios]: unknown key(s): {unknown} (known: seed, journal_limit, armed)")
-    return out
 
 
-def _table(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{what}] must be a table")
-    return dict(value)
 
 
-def _list(value: object, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{what} must be an array of tables ([[{what}]])")
-    return value
 
 
-def _str(table: dict[str, Any], key: str, what: str, default: str | None = None) -> str:
-    value = table.pop(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{what}: {key} must be a non-empty string")
-    return value
 
 
-def _no_extra(table: dict[str, Any], what: str) -> None:
-    if table:
-        raise ConfigError(f"{what}: unknown key(s): {', '.join(sorted(table))}")
 
 
 def _account_from(raw: object) -> AccountConfig:
-    table = _table(raw, "accounts")
-    key = _str(table, "api_key", "[[accounts]]")
-    secret = _str(table, "api_secret", f"account {key}")
-    balances = _table(table.pop("balances", {}), f"accounts.{key}.balances")
+    table = table_of(raw, "accounts")
+    key = string_in(table, "api_key", "[[accounts]]")
+    secret = string_in(table, "api_secret", f"account {key}")
+    balances = table_of(table.pop("balances", {}), f"accounts.{key}.balances")
     positions = []
-    for praw in _list(table.pop("positions", []), f"accounts.{key}.positions"):
-        p = _table(praw, "position")
+    for praw in array_of(table.pop("positions", []), f"accounts.{key}.positions"):
+        p = table_of(praw, "position")
         what = f"account {key} position"
-        symbol = _str(p, "symbol", what)
+        symbol = string_in(p, "symbol", what)
         pos = PositionConfig(
             symbol=symbol,
-            side=_str(p, "side", what),  # type: ignore[arg-type]  # checked in __post_init__
+            side=string_in(p, "side", what),  # type: ignore[arg-type]  # checked in __post_init__
             size=to_decimal(p.pop("size", None), f"{what} {symbol} size"),
             entry_price=to_decimal(p.pop("entry_price", None), f"{what} {symbol} entry_price"),
             leverage=to_decimal(p.pop("leverage", 10), f"{what} {symbol} leverage"),
-            category=_str(p, "category", what, "linear"),  # type: ignore[arg-type]
+            category=string_in(p, "category", what, "linear"),  # type: ignore[arg-type]
         )
-        _no_extra(p, f"{what} {symbol}")
+        no_extra_keys(p, f"{what} {symbol}")
         positions.append(pos)
-    _no_extra(table, f"account {key}")
+    no_extra_keys(table, f"account {key}")
     return AccountConfig(key, secret, balances, positions)
 
 
-_INSTRUMENT_DECIMALS = (
-    "price",
-    "tick_size",
-    "qty_step",
-    "min_qty",
-    "max_qty",
-    "max_mkt_qty",
-    "min_notional",
-    "max_leverage",
-    "max_price",
-    "maker_fee",
-    "taker_fee",
-    "maintenance_margin_rate",
-)
 
 
-def _instrument_from(raw: object) -> InstrumentConfig:
-    table = _table(raw, "instruments")
-    symbol = _str(table, "symbol", "[[instruments]]").upper()
-    category = _str(table, "category", f"instrument {symbol}", "linear")
-    if category not in CATEGORIES:
-        raise ConfigError(f"instrument {symbol}: unknown category {category!r}")
-    base = _str(table, "base_coin", f"instrument {symbol}").upper()
-    quote = _str(table, "quote_coin", f"instrument {symbol}").upper()
-    kwargs: dict[str, Any] = {}
-    for name in _INSTRUMENT_DECIMALS:
-        if name in table:
-            kwargs[name] = to_decimal(table.pop(name), f"instrument {symbol} {name}")
-    for name in ("launch_time_ms", "symbol_id"):
-        if name in table:
-            value = table.pop(name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"instrument {symbol} {name}: expected an integer")
-            kwargs[name] = value
-    _no_extra(table, f"instrument {symbol}")
-    for required in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
-        if required not in kwargs:
-            raise ConfigError(f"instrument {symbol}: {required} is required")
-    kwargs.setdefault("max_mkt_qty", kwargs["max_qty"])
-    for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
-        if kwargs[name] <= 0:
-            raise ConfigError(f"instrument {symbol}: {name} must be > 0")
-    return InstrumentConfig(symbol, category, base, quote, **kwargs)
 
 
-MAX_STREAM_RATE = 100_000.0
 
 
-def _validate_market(market: MarketConfig, instruments: set[tuple[str, str]]) -> None:
-    seen: set[tuple[str, str]] = set()
-    for sm in market.symbols:
-        what = f"market symbol {sm.category}/{sm.symbol}"
-        if (sm.category, sm.symbol) not in instruments:
-            raise ConfigError(f"{what}: no such instrument (add it to [[instruments]])")
-        if (sm.category, sm.symbol) in seen:
-            raise ConfigError(f"{what}: defined twice")
-        seen.add((sm.category, sm.symbol))
-        if sm.source not in ("synthetic", "replay", "canned"):
-            raise ConfigError(f"{what}: source must be 'synthetic', 'replay' or 'canned', got {sm.source!r}")
-        rates = {"trade_rate": sm.trade_rate, "kline_rate": sm.kline_rate, "ticker_rate": sm.effective_ticker_rate}
-        rates |= {f"book_rates.{d}": r for d, r in sm.book_rates.items()}
-        if sm.replay_rate is not None:
-            rates["replay_rate"] = sm.replay_rate
-        for name, rate in rates.items():
-            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_STREAM_RATE:
-                raise ConfigError(f"{what}: {name} must be a number from 0 to {MAX_STREAM_RATE:.0f} messages/s")
-        depths = BOOK_DEPTHS[sm.category]  # the category is known: checked above with the instrument
-        for depth in sm.book_rates:
-            if depth not in depths:
-                raise ConfigError(f"{what}: order book depth {depth} does not exist (use {depths})")
-        if not isinstance(sm.levels, int) or sm.levels < 1:
-            raise ConfigError(f"{what}: levels must be an integer >= 1")
-        if sm.speed <= 0:
-            raise ConfigError(f"{what}: speed must be > 0")
-        if sm.source == "replay":
-            if not sm.replay_file:
-                raise ConfigError(f"{what}: source 'replay' needs replay_file")
-            if not Path(sm.replay_file).is_file():
-                raise ConfigError(f"{what}: replay_file not found: {sm.replay_file}")
 
 
-_SYMBOL_MARKET_NUMBERS = ("trade_rate", "ticker_rate", "kline_rate", "order_notional", "replay_rate", "speed",
-                          "pace")  # fmt: skip
 
 
-def _market_from(table: dict[str, Any]) -> MarketConfig:
-    market = MarketConfig()
-    seed = table.pop("seed", market.seed)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("[market] seed: expected an integer")
-    market.seed = seed
-    tesser = table.pop("tesser_compat", False)
-    if not isinstance(tesser, bool):
-        raise ConfigError("[market] tesser_compat: expected true or false")
-    market.tesser_compat = tesser
-    for raw in _list(table.pop("symbols", []), "market.symbols"):
-        t = _table(raw, "market.symbols")
-        symbol = _str(t, "symbol", "[[market.symbols]]").upper()
-        what = f"[[market.symbols]] {symbol}"
-        sm = SymbolMarketConfig(symbol=symbol, category=_str(t, "category", what, "linear"))
-        sm.source = _str(t, "source", what, "synthetic")  # type: ignore[assignment]  # validated later
-        for name in _SYMBOL_MARKET_NUMBERS:
-            if name in t:
-                value = t.pop(name)
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError(f"{what}: {name} must be a number")
-                setattr(sm, name, float(value))
-        for name in ("levels", "seed"):
-            if name in t:
-                value = t.pop(name)
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{what}: {name} must be an integer")
-                setattr(sm, name, value)
-        if "loop" in t:
-            loop = t.pop("loop")
-            if not isinstance(loop, bool):
-                raise ConfigError(f"{what}: loop must be true or false")
-            sm.loop = loop
-        if "step" in t:
-            step = t.pop("step")
-            if not isinstance(step, bool):
-                raise ConfigError(f"{what}: step must be true or false")
-            sm.step = step
-        if "items" in t:
-            try:
-                sm.canned = sm.items_from(_list(t.pop("items"), f"{what} items"))
-            except ValueError as exc:
-                raise ConfigError(f"{what}: {exc}") from None
-        if "replay_file" in t:
-            sm.replay_file = _str(t, "replay_file", what)
-        if "book_rates" in t:
-            rates = _table(t.pop("book_rates"), f"{what} book_rates")
-            try:
-                sm.book_rates = {int(depth): float(rate) for depth, rate in rates.items()}
-            except (TypeError, ValueError):
-                raise ConfigError(f"{what}: book_rates must map depths to rates, e.g. {{ 50 = 50 }}") from None
-        _no_extra(t, what)
-        market.symbols.append(sm)
-    _no_extra(table, "[market]")
-    return market

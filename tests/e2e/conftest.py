@@ -7,8 +7,12 @@ they mean (bad signatures, stale timestamps, pipelined or malformed requests).
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -145,3 +149,29 @@ def market(bybit_mock: MockExchange) -> MockExchange:
     bybit_mock.state.set_mark_price("BTCUSDT", 65000)
     bybit_mock.state.set_mark_price("BTCUSDT", 65000, category="spot")
     return bybit_mock
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def serving_cli(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """``bybit-mock serve *args`` in a subprocess, with its ready line read; killed at the end
+    if the test has not stopped it (a failing test must not leave a cluster behind)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bybit_mock.cli", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc, orjson.loads(proc.stdout.readline())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

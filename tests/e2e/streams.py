@@ -20,7 +20,13 @@ async def subscribed(url: str, *topics: str) -> AsyncIterator[ClientConnection]:
 
 
 async def collect(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    """The stream messages that arrive within ``seconds`` (acks and pongs skipped)."""
+    return [msg for _, msg in await collect_timed(ws, seconds)]
+
+
+async def collect_timed(ws: ClientConnection, seconds: float) -> list[tuple[float, dict[str, Any]]]:
+    """:func:`collect`, each message with the (monotonic) time it arrived."""
+    out: list[tuple[float, dict[str, Any]]] = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -29,7 +35,7 @@ async def collect(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
             break
         msg = orjson.loads(raw)
         if "topic" in msg:
-            out.append(msg)
+            out.append((time.monotonic(), msg))
     return out
 
 

@@ -23,9 +23,8 @@ from bybit_mock.bybit import errors
 from bybit_mock.pytest_plugin import MockExchangeFactory
 from bybit_mock.scenarios import Match, OrderFillStep, Scenario, ScenarioAction, ScenarioTrigger
 
-from .conftest import pybit_http
+from .conftest import ROOT, pybit_http, serving_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 #: what a listing adds to a scenario's JSON form
 LISTING_KEYS = {"id", "remaining", "fired", "armed_ms"}
 
@@ -368,17 +367,7 @@ def test_cli_serve_with_a_config_file_and_a_token(tmp_path: Path) -> None:
     path = tmp_path / "mock.toml"
     path.write_text(TOML_SCENARIOS)
     env = {**os.environ, "BYBIT_MOCK_ADMIN_TOKEN": "from-env"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bybit_mock.cli", "serve", "--config", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        ready = orjson.loads(proc.stdout.readline())
+    with serving_cli("--config", str(path), env=env) as (proc, ready):
         assert ready["admin_url"] == ready["rest_url"] + "/__admin"
         assert call(ready["admin_url"] + "/scenarios").status == 401
         listed = call(ready["admin_url"] + "/scenarios", headers={"Authorization": "Bearer from-env"}).json
@@ -387,10 +376,6 @@ def test_cli_serve_with_a_config_file_and_a_token(tmp_path: Path) -> None:
         assert proc.wait(15) == 0
         assert proc.stderr is not None
         assert "admin       " + ready["admin_url"] + "  (token required)" in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,8 @@ from pybit.unified_trading import HTTP
 from bybit_mock import AccountConfig, MockExchange, MockExchangeConfig
 from bybit_mock.bybit import auth
 
-from .conftest import RawHttp, envelope, get_request, now_ms, signed_get
+from .conftest import RawHttp, envelope, get_request, now_ms, serving_cli, signed_get
 from .test_rest_ccxt import ccxt_bybit
-from .test_supervisor import start_cli
 
 BOB = AccountConfig("bob", "bob-secret", {"USDT": 100_000})
 LIMIT_HEADERS = ("x-bapi-limit", "x-bapi-limit-status", "x-bapi-limit-reset-timestamp")
@@ -199,10 +198,8 @@ def test_ccxt_raises_rate_limit_exceeded(ex: MockExchange) -> None:
 
 
 def test_cli_flag_and_banner() -> None:
-    proc = start_cli("--rate-limits", "off")
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        ready = orjson.loads(proc.stdout.readline())
+    with serving_cli("--rate-limits", "off") as (proc, ready):
+        assert proc.stderr is not None
         banner: list[str] = []
         while not banner or "Ctrl-C" not in banner[-1]:  # the banner's last line
             banner.append(proc.stderr.readline())
@@ -221,7 +218,3 @@ def test_cli_flag_and_banner() -> None:
         assert b"X-Bapi-Limit" not in response and b'"retCode":0' in response
         proc.terminate()
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

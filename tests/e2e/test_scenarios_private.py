@@ -4,7 +4,6 @@ messages are dropped, duplicated, reordered or delayed, and when state is edited
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -12,22 +11,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from bybit_mock import Match, MockExchange, OrderFillStep, Scenario, ScenarioAction, ScenarioTrigger
 
 from .conftest import pybit_http
+from .test_scenarios_rest import LIMIT
 from .test_trading_pybit import pushes
 from .test_ws import ask, auth_msg
-
-LIMIT: dict[str, Any] = {
-    "category": "linear",
-    "symbol": "BTCUSDT",
-    "side": "Buy",
-    "orderType": "Limit",
-    "qty": "0.001",
-    "price": "60000",
-}
 
 
 @pytest.fixture
 async def orders_ws(market: MockExchange) -> AsyncIterator[ClientConnection]:
-    """The demo account's private stream, subscribed to ``order`` only."""
+    """The demo account's private stream: order, wallet and position."""
     async with connect(market.ws_private_url) as ws:
         assert (await ask(ws, auth_msg(market)))["success"] is True
         assert (await ask(ws, {"op": "subscribe", "args": ["order", "wallet", "position"]}))["success"] is True

@@ -27,7 +27,7 @@ from bybit_mock import (
     ScenarioTrigger,
 )
 
-from .streams import apply_book, subscribed
+from .streams import apply_book, collect_timed, subscribed
 from .test_trading_ws import LIMIT, call, order_op
 from .test_ws import ask, auth_msg
 
@@ -85,19 +85,7 @@ async def next_reply(ws: ClientConnection) -> dict[str, Any]:
             return reply
 
 
-async def topic_messages(ws: ClientConnection, seconds: float) -> list[tuple[float, dict[str, Any]]]:
-    """Stream messages for ``seconds``, each with the time it arrived."""
-    out: list[tuple[float, dict[str, Any]]] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            raw = await asyncio.wait_for(ws.recv(), left)
-        except TimeoutError:
-            break
-        msg = orjson.loads(raw)
-        if "topic" in msg:
-            out.append((time.monotonic(), msg))
-    return out
+topic_messages = collect_timed
 
 
 # -- connections ------------------------------------------------------------------------------

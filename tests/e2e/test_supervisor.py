@@ -16,6 +16,8 @@ import pytest
 
 from bybit_mock import MockExchange, MockExchangeConfig, StartError
 
+from .conftest import ROOT, serving_cli
+
 
 def alive(pid: int) -> bool:
     try:
@@ -110,25 +112,9 @@ def test_busy_port_is_a_clear_start_error() -> None:
         blocker.close()
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bybit_mock.cli", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_cli_serve_prints_ready_json_and_stops_cleanly(stop_signal: signal.Signals) -> None:
-    proc = start_cli("--rest-workers", "1", "--ws-workers", "1")
-    try:
-        assert proc.stdout is not None
-        ready = orjson.loads(proc.stdout.readline())
+    with serving_cli("--rest-workers", "1", "--ws-workers", "1") as (proc, ready):
         assert ready["event"] == "ready"
         assert ready["api_key"] == "bybit-mock-demo-key" and ready["api_secret"]
         assert market_time(ready["rest_url"]) == 0
@@ -136,13 +122,9 @@ def test_cli_serve_prints_ready_json_and_stops_cleanly(stop_signal: signal.Signa
         children = list(ready["pids"].values())
         proc.send_signal(stop_signal)
         assert proc.wait(15) == 0
-        assert proc.stderr is not None
+        assert proc.stderr is not None and proc.stdout is not None
         assert "bybit-mock" in proc.stderr.read() and proc.stdout.read() == ""  # one JSON line only
         assert wait_gone(children) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_cli_fixed_ports_and_config_file(tmp_path: Path) -> None:
@@ -151,17 +133,10 @@ def test_cli_fixed_ports_and_config_file(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = start_cli("--config", str(cfg), "--rest-port", str(port))
-    try:
-        assert proc.stdout is not None
-        ready = orjson.loads(proc.stdout.readline())
+    with serving_cli("--config", str(cfg), "--rest-port", str(port)) as (proc, ready):
         assert ready["rest_url"] == f"http://127.0.0.1:{port}" and ready["api_key"] == "k"
         proc.terminate()
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize(

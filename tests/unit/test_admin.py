@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from bybit_mock import AccountConfig, ConfigError, MockExchangeConfig
-from bybit_mock.config import is_loopback
+from bybit_mock.config_checks import is_loopback
 from bybit_mock.engine.admin import admin_call, field_of
 from bybit_mock.engine.exchange import Exchange
 from bybit_mock.rest.admin import Access, AdminApi, Fields, json_body

@@ -167,10 +167,10 @@ def test_message_shapes_and_key_order() -> None:
     m = model(1)
     m.advance(EPOCH + SEC)
     args = ([(650000, 5)], [(650001, 0)], 7, 9, 100, 99, m.prices, m.sizes)
-    futures = orjson.loads(messages.book_message("orderbook.50.BTCUSDT", "delta", "BTCUSDT", *args, ts_first=False))
+    futures = messages.book_dict("orderbook.50.BTCUSDT", "delta", "BTCUSDT", *args, ts_first=False)
     assert list(futures) == ["topic", "type", "ts", "data", "cts"]
     assert futures["data"] == {"s": "BTCUSDT", "b": [["65000.00", "0.005"]], "a": [["65000.10", "0"]], "u": 7, "seq": 9}
-    spot = orjson.loads(messages.book_message("orderbook.50.BTCUSDT", "delta", "BTCUSDT", *args, ts_first=True))
+    spot = messages.book_dict("orderbook.50.BTCUSDT", "delta", "BTCUSDT", *args, ts_first=True)
     assert list(spot) == ["topic", "ts", "type", "data", "cts"]
     trade = orjson.loads(
         messages.trade_message("publicTrade.BTCUSDT", "BTCUSDT", list(m.trades)[:2], 5, m.prices, m.sizes, True, True)

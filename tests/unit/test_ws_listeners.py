@@ -154,7 +154,11 @@ def open_conn(kind: str, **config: Any) -> Conn:
     cfg.ack_delay_ms = 0.0
     for name, value in config.items():
         setattr(cfg, name, value)
-    app = FakeApp(asyncio.get_running_loop(), cfg)
+    return attach(FakeApp(asyncio.get_running_loop(), cfg), kind)
+
+
+def attach(app: FakeApp, kind: str) -> Conn:
+    """A new connection of ``kind`` (``trade``, ``private`` or a public category) to ``app``."""
     as_app = cast(WsApp, app)
     listener: BaseListener
     if kind == "trade":

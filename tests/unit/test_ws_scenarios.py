@@ -13,11 +13,10 @@ from picows import WSMsgType
 from picows.picows import _make_test_ws_frame
 
 from bybit_mock.config import MockExchangeConfig
-from bybit_mock.ws.app import WsApp
-from bybit_mock.ws.listeners import BaseListener, PrivateListener, PublicListener
+from bybit_mock.ws.listeners import PrivateListener
 from bybit_mock.ws.trade import TradeListener
 
-from .test_ws_listeners import KEY, Conn, FakeApp, FakeWSTransport, order
+from .test_ws_listeners import KEY, Conn, FakeApp, attach, order
 
 NOTHING: dict[str, Any] = {"version": 1, "rest": {}, "ws": {}, "public": []}
 
@@ -30,18 +29,7 @@ def fake_app(summary: dict[str, Any] | None = None) -> FakeApp:
     return app
 
 
-def connect(app: FakeApp, kind: str) -> Conn:
-    as_app = cast(WsApp, app)
-    listener: BaseListener
-    if kind == "trade":
-        listener = TradeListener(as_app)
-    elif kind == "private":
-        listener = PrivateListener(as_app)
-    else:
-        listener = PublicListener(as_app, kind)
-    ws = FakeWSTransport()
-    listener.on_ws_connected(ws)  # type: ignore[arg-type]
-    return Conn(listener, ws, app)
+connect = attach
 
 
 def scenario_ops(app: FakeApp) -> list[str]:

@@ -57,7 +57,6 @@ from .events import EventLog
 from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
 from .margin import Margin
-from .orders import Order
 from .positions import PositionSettings
 from .pushes import Pushes
 from .queries import Queries
@@ -571,31 +570,6 @@ class Exchange:
 
     def now_ms(self) -> int:
         return self._clock()
-
-    def fill_now(self, order: Order, qty: Decimal, price: Decimal, now_ms: int) -> None:
-        self.trading.fill_resting(order, qty, price, now_ms)
-
-    def cancel_by_system(self, order: Order, now_ms: int) -> None:
-        account, inst = self.book.accounts[order.api_key], self.instruments[(order.category, order.symbol)]
-        self.book.release(account, inst, order)
-        order.close(now_ms, "CancelByAdmin")
-        self.pushes.emit(account, inst, [order], [])
-
-    def reject_order(self, order: Order, reason: str, now_ms: int) -> None:
-        """An accepted order turned down after the fact (Bybit's ``Rejected`` with a reason)."""
-        account, inst = self.book.accounts[order.api_key], self.instruments[(order.category, order.symbol)]
-        self.book.release(account, inst, order)
-        order.close(now_ms, "UNKNOWN", reason)
-        order.status = "Rejected"
-        self.pushes.emit(account, inst, [order], [])
-
-    def edit_position(self, api_key: str, edit: dict[str, Any]) -> None:
-        category, symbol, idx = edit.get("category", "linear"), edit["symbol"], int(edit.get("position_idx", 0))
-        push = bool(edit.get("push"))
-        self.set_position(api_key, symbol, edit["side"], edit["size"], edit["entry_price"], None, category, idx, push)
-
-    def jump_price(self, category: str, symbol: str, price: Decimal) -> None:
-        self.set_mark_price(symbol, price, category)
 
     def market_append(self, kind: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add canned items (dicts, as JSON has them) to their symbols' streams: ``canned_calls.py``."""

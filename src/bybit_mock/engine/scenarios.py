@@ -161,7 +161,7 @@ class ScenarioEffects:
             return f"balance {action['coin']} of {key} set to {action['amount']}"
         if kind == "edit_position":
             key = _required_key(api_key)
-            self.ex.edit_position(key, action)
+            self._edit_position(key, action)
             return f"position {action['symbol']} of {key} set to {action['side']} {action['size']}"
         if kind == "price_jump":
             return self._price_jump(action, ctx)
@@ -201,7 +201,7 @@ class ScenarioEffects:
         def fill_then_cancel(at: int) -> None:
             fill(at)
             if order.is_open:
-                self.ex.cancel_by_system(order, at)
+                self._cancel_by_system(order, at)
                 self.registry.note(seq, f"{order.order_id} cancelled after its partial fill")
 
         self.later(now + int(action["after_ms"]), fill_then_cancel)
@@ -216,7 +216,7 @@ class ScenarioEffects:
             price = self._price(order, step.get("price"))
             if qty <= ZERO or price is None:
                 return
-            self.ex.fill_now(order, qty, price, now)
+            self.ex.trading.fill_resting(order, qty, price, now)
             self.registry.note(seq, f"filled {qty} of {order.order_id} at {price}")
 
         return run
@@ -233,8 +233,27 @@ class ScenarioEffects:
     def _reject(self, order: Order, reason: str) -> str:
         if not order.is_open or order.cum_qty:
             return f"not done: {order.order_id} is {order.status}"
-        self.ex.reject_order(order, reason, self.ex.now_ms())
+        self._reject_order(order, reason, self.ex.now_ms())
         return f"{order.order_id} rejected ({reason})"
+
+    def _cancel_by_system(self, order: Order, now_ms: int) -> None:
+        account, inst = self.ex.book.accounts[order.api_key], self.ex.instruments[(order.category, order.symbol)]
+        self.ex.book.release(account, inst, order)
+        order.close(now_ms, "CancelByAdmin")
+        self.ex.pushes.emit(account, inst, [order], [])
+
+    def _reject_order(self, order: Order, reason: str, now_ms: int) -> None:
+        """An accepted order turned down after the fact (Bybit's ``Rejected`` with a reason)."""
+        account, inst = self.ex.book.accounts[order.api_key], self.ex.instruments[(order.category, order.symbol)]
+        self.ex.book.release(account, inst, order)
+        order.close(now_ms, "UNKNOWN", reason)
+        order.status = "Rejected"
+        self.ex.pushes.emit(account, inst, [order], [])
+
+    def _edit_position(self, api_key: str, edit: dict[str, Any]) -> None:
+        category, symbol, idx = edit.get("category", "linear"), edit["symbol"], int(edit.get("position_idx", 0))
+        side, size, entry = edit["side"], edit["size"], edit["entry_price"]
+        self.ex.set_position(api_key, symbol, side, size, entry, None, category, idx, bool(edit.get("push")))
 
     # -- order events ---------------------------------------------------------------------------
 
@@ -366,7 +385,7 @@ class ScenarioEffects:
         else:
             mark = self.ex.margin.mark((category, symbol))
             price = mark * (1 + Decimal(action.get("percent", "0")) / 100)
-        self.ex.jump_price(category, symbol, price)
+        self.ex.set_mark_price(symbol, price, category)
         return f"{category}/{symbol} jumped to {price}"
 
 

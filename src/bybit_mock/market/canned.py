@@ -50,7 +50,7 @@ from .canned_items import Candle as CannedCandle
 from .config import SymbolMarketConfig
 from .fixed import Fixed
 from .model import Event, MarketModel, PricedMarket, Trade
-from .synthetic import RECENT_TRADES, U_BASE, symbol_seed
+from .synthetic import RECENT_TRADES, U_BASE
 
 # -- the items as the model keeps them: prices in ticks, sizes in lots -----------------------
 
@@ -225,12 +225,7 @@ class CannedMarket(PricedMarket):
 
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
         check_config(inst, cfg)
-        self.inst = inst
-        self.category = inst.category
-        self.symbol = inst.symbol
-        self.prices = Fixed(inst.tick_size, inst.price_scale)
-        self.sizes = Fixed(inst.qty_step)
-        self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
+        self._identify(inst, cfg, market_seed)
         self.step_mode = cfg.step
         self.pace = float(cfg.pace)
         #: tells a reset (a new model) from a reload of this one, for :meth:`resume`

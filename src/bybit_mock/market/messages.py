@@ -19,24 +19,6 @@ from .model import Trade
 dumps = orjson.dumps
 
 
-def book_message(
-    topic: str,
-    kind: str,
-    symbol: str,
-    bids: Iterable[tuple[int, int]],
-    asks: Iterable[tuple[int, int]],
-    u: int,
-    seq: int,
-    ts: int,
-    cts: int,
-    prices: Fixed,
-    sizes: Fixed,
-    ts_first: bool,
-    tesser: bool = False,
-) -> bytes:
-    return dumps(book_dict(topic, kind, symbol, bids, asks, u, seq, ts, cts, prices, sizes, ts_first, tesser))
-
-
 def book_dict(
     topic: str,
     kind: str,
@@ -52,7 +34,7 @@ def book_dict(
     ts_first: bool,
     tesser: bool = False,
 ) -> dict[str, Any]:
-    """:func:`book_message` before encoding (a canned market hands the publisher dicts)."""
+    """An ``orderbook`` message, not yet encoded (a canned market hands the publisher dicts)."""
     pf = prices.fmt
 
     def sf(lots: int) -> str:

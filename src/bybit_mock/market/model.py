@@ -10,13 +10,18 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .book import Book
 from .candles import CandleStore
 from .fixed import Fixed
+
+if TYPE_CHECKING:
+    from ..instruments import InstrumentConfig
+    from .config import SymbolMarketConfig
 
 
 class Trade(NamedTuple):
@@ -86,11 +91,25 @@ class MarketModel(Protocol):
     def ticker_snapshot(self) -> dict[str, Any] | None: ...  # a recorded ticker, if there is one
 
 
+def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
+    """A stable per-symbol seed (``hash()`` is salted per process, so it cannot be used)."""
+    return zlib.crc32(f"{market_seed}/{category}/{symbol}".encode()) ^ (market_seed << 32)
+
+
 class PricedMarket:
     book: Book
     prices: Fixed
     last_tick: int
     last_direction: str
+
+    def _identify(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int) -> None:
+        """What every model knows of its instrument: names, price and size grids, its seed."""
+        self.inst = inst
+        self.category = inst.category
+        self.symbol = inst.symbol
+        self.prices = Fixed(inst.tick_size, inst.price_scale)
+        self.sizes = Fixed(inst.qty_step)
+        self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
 
     def _direction(self, tick: int) -> str:
         """Bybit's tick direction of a trade at ``tick`` after the last one."""

@@ -68,7 +68,6 @@ from ..instruments import InstrumentConfig
 from .book import Book
 from .candles import INTERVAL_MINUTES, CandleStore, PastPrices, interval_end, interval_start
 from .config import SymbolMarketConfig
-from .fixed import Fixed
 from .model import Event, PricedMarket, Trade
 from .recording import (
     BOOK,
@@ -83,7 +82,7 @@ from .recording import (
     Recording,
     load_recording,
 )
-from .synthetic import RECENT_TRADES, symbol_seed
+from .synthetic import RECENT_TRADES
 
 # -- timing ------------------------------------------------------------------------------
 
@@ -175,12 +174,7 @@ class ReplayMarket(PricedMarket):
             raise ValueError(f"{inst.category} {inst.symbol}: replay_rate must be > 0, got {cfg.replay_rate}")
         if not cfg.speed > 0:
             raise ValueError(f"{inst.category} {inst.symbol}: speed must be > 0, got {cfg.speed}")
-        self.inst = inst
-        self.category = inst.category
-        self.symbol = inst.symbol
-        self.prices = Fixed(inst.tick_size, inst.price_scale)
-        self.sizes = Fixed(inst.qty_step)
-        self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
+        self._identify(inst, cfg, market_seed)
         self.replay_file = str(Path(cfg.replay_file).resolve())
         rec = self._rec = load_recording(self.replay_file, inst)
         self.digest = rec.digest

@@ -23,7 +23,6 @@ last trade price is the new price.
 from __future__ import annotations
 
 import random
-import zlib
 from collections import deque
 from decimal import Decimal
 from typing import Any
@@ -32,8 +31,7 @@ from ..instruments import InstrumentConfig
 from .book import Book, BookSide
 from .candles import CandleStore, PastPrices
 from .config import SymbolMarketConfig
-from .fixed import Fixed
-from .model import Event, PricedMarket, Trade
+from .model import Event, PricedMarket, Trade, symbol_seed
 from .schedule import Schedule
 
 #: ``Trade`` and ``Event`` live in :mod:`.model` now; older imports of them from here keep working.
@@ -45,22 +43,12 @@ U_BASE = 1_000_000
 RECENT_TRADES = 1_000
 
 
-def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
-    """A stable per-symbol seed (``hash()`` is salted per process, so it cannot be used)."""
-    return zlib.crc32(f"{market_seed}/{category}/{symbol}".encode()) ^ (market_seed << 32)
-
-
 class SyntheticMarket(PricedMarket):
     #: nothing is sent verbatim from a recording: the publisher makes every message
     recorded_topics: frozenset[str] = frozenset()
 
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
-        self.inst = inst
-        self.category = inst.category
-        self.symbol = inst.symbol
-        self.prices = Fixed(inst.tick_size, inst.price_scale)
-        self.sizes = Fixed(inst.qty_step)
-        self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
+        self._identify(inst, cfg, market_seed)
         self.rng = random.Random(self.seed)
         self.levels = max(1, cfg.levels)
         self.depths = sorted(d for d, r in cfg.book_rates.items() if r > 0)

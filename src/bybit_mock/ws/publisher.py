@@ -332,10 +332,10 @@ class MarketPublisher:
         ts_first = not feed.futures or view.depth == 1
         model = feed.model
         u = view.u - self.u_offsets.get((feed.category, topic), 0) if self.u_offsets else view.u
-        return messages.book_message(
+        return messages.dumps(messages.book_dict(
             topic, kind, feed.symbol, bids, asks, u, view.seq, view.ts, view.cts,
             model.prices, model.sizes, ts_first, self.tesser,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @staticmethod
     def _cts(model: MarketModel, ts: int) -> int:
