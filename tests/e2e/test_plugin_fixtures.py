@@ -190,3 +190,28 @@ def test_dedicated_mocks_are_closed_when_their_test_ends_even_on_failure(tmp_pat
     assert "PASSED test_inner.py::test_earlier_dedicated_mocks_are_gone" in report
     shared = list(json.loads((out / "shared.json").read_text()).values())
     assert wait_gone(shared) == []  # and the session's mock went with the session
+
+
+SCENARIOS_INNER = """
+    from bybit_mock import Scenario, ScenarioAction, ScenarioTrigger
+
+
+    def test_arms_and_fires(bybit_mock):
+        bybit_mock.scenarios.push(Scenario("left", ScenarioTrigger.rest("/v5/market/time"), ScenarioAction.delay(1)))
+        bybit_mock.scenarios.push(Scenario("fired", ScenarioTrigger.NOW, ScenarioAction.edit_balance("USDT", "1",
+                                                                                   api_key=bybit_mock.api_key)))
+        assert [s["name"] for s in bybit_mock.scenarios.list()] == ["left"]
+        assert [e["scenario"] for e in bybit_mock.scenarios.journal()] == ["fired"]
+
+
+    def test_starts_with_none_armed_and_an_empty_journal(bybit_mock):
+        assert bybit_mock.scenarios.list() == []
+        assert bybit_mock.scenarios.journal() == []
+        assert bybit_mock.state.balance(bybit_mock.api_key, "USDT") == 100000
+"""
+
+
+def test_the_fixture_clears_scenarios_and_the_journal_between_tests(tmp_path: Path) -> None:
+    done, _ = run_pytest(tmp_path, SCENARIOS_INNER, "-p", "no:randomly")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
