@@ -54,6 +54,7 @@ def test_positions(bybit_mock: MockExchange) -> None:
     session = pybit_http(bybit_mock)
     assert session.get_positions(category="linear", settleCoin="USDT")["result"]["list"] == []
     bybit_mock.state.set_position(bybit_mock.api_key, "BTCUSDT", "Buy", "0.2", "60000", leverage=10)
+    bybit_mock.state.freeze_market("BTCUSDT")  # a trade after the jump would move the mark price
     bybit_mock.state.set_mark_price("BTCUSDT", "61000")
     (pos,) = session.get_positions(category="linear", settleCoin="USDT")["result"]["list"]
     assert (pos["symbol"], pos["side"], pos["size"], pos["avgPrice"]) == ("BTCUSDT", "Buy", "0.2", "60000")
