@@ -84,8 +84,8 @@ def generate(seconds: float = SECONDS) -> list[bytes]:
     view.reset(model.book, u, model.version, EPOCH_MS, cts_of(EPOCH_MS))
     bids, asks = view.snapshot_levels()
     lines.append(
-        messages.book_message(book_topic, "snapshot", SYMBOL, bids, asks, u, model.version, EPOCH_MS,
-                              cts_of(EPOCH_MS), prices, sizes, ts_first=False)
+        messages.dumps(messages.book_dict(book_topic, "snapshot", SYMBOL, bids, asks, u, model.version, EPOCH_MS,
+                                          cts_of(EPOCH_MS), prices, sizes, ts_first=False))
     )  # fmt: skip
     ticker_sent = ticker_shape(ticker_fields(model, EPOCH_MS), WS_FUTURES_KEYS)
     lines.append(messages.ticker_message(ticker_topic, "snapshot", ticker_sent, model.version, EPOCH_MS, False))
@@ -112,8 +112,8 @@ def generate(seconds: float = SECONDS) -> list[bytes]:
                     continue  # nothing changed in the top 50: Bybit sends nothing either
                 u += 1
                 lines.append(
-                    messages.book_message(book_topic, "delta", SYMBOL, bids, asks, u, model.version, ts, cts,
-                                          prices, sizes, ts_first=False)
+                    messages.dumps(messages.book_dict(book_topic, "delta", SYMBOL, bids, asks, u, model.version,
+                                                      ts, cts, prices, sizes, ts_first=False))
                 )  # fmt: skip
             continue
         due = aux.pop_due(t_aux)
