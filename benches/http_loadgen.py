@@ -172,7 +172,7 @@ class Job:
     seconds: float
 
 
-async def _run(job: Job) -> tuple[list[int], int, float]:
+async def _run(job: Job) -> tuple[list[int], int, float, float, float]:
     loop = asyncio.get_running_loop()
     stats = Stats()
     conns = [
@@ -181,14 +181,16 @@ async def _run(job: Job) -> tuple[list[int], int, float]:
     ]
     await asyncio.sleep(job.warmup)
     cpu0 = time.process_time()
+    start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
     stats.measuring = True
     await asyncio.sleep(job.seconds)
     stats.measuring = False
+    end = time.monotonic()
     cpu = time.process_time() - cpu0
     stats.stopping = True
     for transport, _ in conns:
         transport.close()
-    return stats.latencies, stats.errors, cpu
+    return stats.latencies, stats.errors, cpu, start, end
 
 
 def _worker(job: Job, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -203,6 +205,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     generator_cpu: float  # CPU seconds per second, summed over generator processes
+    #: the measurement window (``time.monotonic()``, common to all processes), for a caller
+    #: that samples the server's CPU alongside
+    window: tuple[float, float] = (0.0, 0.0)
 
     @property
     def rps(self) -> float:
@@ -230,16 +235,17 @@ def run(target: Target, connections: int = 64, processes: int = 2, warmup: float
             p.join(5)
             if p.is_alive():
                 p.kill()
-    latencies = sorted(ns for lat, _, _ in results for ns in lat)
+    latencies = sorted(ns for lat, *_ in results for ns in lat)
     if not latencies:
         raise RuntimeError("no responses: is the server up?")
     return Result(
         requests=len(latencies),
         seconds=seconds,
-        errors=sum(e for _, e, _ in results),
+        errors=sum(r[1] for r in results),
         p50_ms=latencies[len(latencies) // 2] / 1e6,
         p99_ms=latencies[int(len(latencies) * 0.99)] / 1e6,
-        generator_cpu=sum(c for _, _, c in results) / seconds,
+        generator_cpu=sum(r[2] for r in results) / seconds,
+        window=(max(r[3] for r in results), min(r[4] for r in results)),
     )
 
 

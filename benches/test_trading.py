@@ -87,6 +87,12 @@ def test_idle_latency(benchmark: Any) -> None:
 
 async def event_latency(ex: MockExchange) -> tuple[float, float]:
     """Market orders one at a time; time from writing the request to the ``execution`` push."""
+    samples = sorted(await event_samples(ex, EVENTS))
+    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+
+
+async def event_samples(ex: MockExchange, count: int) -> list[float]:
+    """``count`` market orders one at a time: ms from writing each to its ``execution`` push."""
     reader, writer = await asyncio.open_connection("127.0.0.1", ex.rest_port)
     samples: list[float] = []
     async with connect(ex.ws_private_url) as ws:
@@ -97,7 +103,7 @@ async def event_latency(ex: MockExchange) -> tuple[float, float]:
         await ws.recv()
         await ws.send(orjson.dumps({"op": "subscribe", "args": ["execution"]}))
         await ws.recv()
-        for i in range(EVENTS):
+        for i in range(count):
             side = "Buy" if i % 2 == 0 else "Sell"  # keeps the position flat-ish
             body = f'{{"category":"linear","symbol":"BTCUSDT","side":"{side}","orderType":"Market","qty":"0.001"}}'
             headers = rest_headers(ex.api_key, ex.api_secret, body, time.time_ns() // 1_000_000)
@@ -113,8 +119,7 @@ async def event_latency(ex: MockExchange) -> tuple[float, float]:
             samples.append((time.perf_counter() - start) * 1000)
             await _read_response(reader)
     writer.close()
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+    return samples
 
 
 async def _read_response(reader: asyncio.StreamReader) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..scenarios.model import ORDER_ACTIONS, REST_AFTER, REST_BEFORE, Scenario
-from ..scenarios.registry import ORDER_ROUTES, Firing, Registry
+from ..scenarios.registry import ORDER_ROUTES, Firing, Registry, rest_context
 from .orders import Order
 from .scenarios import ScenarioEffects
 
@@ -33,28 +33,6 @@ ROUTE_TRIGGERS = {path: kind for kind, path in ORDER_ROUTES.items()}
 MAX_PENDING = 10_000
 #: events a worker may ask the engine to send every worker
 BROADCASTS = frozenset({"ban"})
-
-
-def rest_context(method: str, path: str, api_key: str, params: Any) -> dict[str, Any]:
-    """What a REST request can be matched on: its route, account and order fields."""
-    ctx: dict[str, Any] = {"method": method, "path": path}
-    if api_key:
-        ctx["api_key"] = api_key
-    entries = params.get("request") if isinstance(params, dict) else None
-    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
-        params = {**entries[0], "category": params.get("category")}  # a batch: its first entry
-    if isinstance(params, dict):
-        for key, name in (
-            ("category", "category"),
-            ("symbol", "symbol"),
-            ("side", "side"),
-            ("orderLinkId", "order_link_id"),
-            ("orderId", "order_id"),
-        ):
-            value = params.get(key)
-            if isinstance(value, str):
-                ctx[name] = value
-    return ctx
 
 
 class ScenarioCalls:

@@ -2,8 +2,12 @@
 
 The worker knows which routes are armed from the engine's ``("scenarios", summary)`` events
 (:meth:`RestFaults.on_events`), so a request on any other route goes its usual way with one
-dict lookup. A request on an armed route is sent as ``scenario_rest`` instead: the engine
-matches, draws and consumes in one step and answers with what to do.
+dict lookup. The summary also carries each armed scenario's method and match, so a request on
+an armed route that no match can fit (a scenario for another account, symbol or side) goes its
+usual way too, after the worker builds its context and tests the matches: the engine would
+neither fire, nor draw, nor journal anything for it. Any other request on an armed route is
+sent as ``scenario_rest`` instead: the engine matches (with the time window), draws and
+consumes in one step and answers with what to do.
 
 * **Before** the request is handled: ``delay`` (a timer on the loop, never a blocked worker;
   the request then goes on with ``scenario_resume``), ``fail`` (Bybit's envelope, HTTP 200 by
@@ -27,6 +31,8 @@ from typing import Any
 
 from ..bybit import envelope, errors
 from ..engine import ratelimits
+from ..scenarios.model import Match
+from ..scenarios.registry import rest_context
 from ..service.client import Reply, StateClient
 from .protocol import Request, Respond
 
@@ -36,6 +42,20 @@ log = logging.getLogger(__name__)
 Answer = Callable[[Any, Respond, "bytes | None"], None]
 
 _HTML = b"text/html"
+
+
+def _filters(when: dict[str, list[list[Any]]]) -> dict[str, list[tuple[str, Match]]]:
+    """The summary's ``rest_when`` as matches to test, for the paths worth testing: a path with
+    a scenario whose match is empty (it fits every request) or unreadable is always asked about."""
+    out: dict[str, list[tuple[str, Match]]] = {}
+    for path, entries in when.items():
+        try:
+            tests = [(str(method), Match.from_json(match)) for method, match in entries]
+        except Exception:  # a summary from a newer engine, say: never skip a request on a guess
+            continue
+        if tests and all(match.to_json() for _, match in tests):
+            out[path] = tests
+    return out
 
 
 def edge_page(status: int, title: str) -> bytes:
@@ -65,6 +85,9 @@ class RestFaults:
         self.answer = answer
         #: armed path -> methods ("*": any); empty when nothing is armed
         self.armed: dict[str, list[str]] = {}
+        #: armed path -> (method, match) per scenario, for the paths where every scenario's match
+        #: names something (a request none fits is not asked about); a path not here: always ask
+        self.when: dict[str, list[tuple[str, Match]]] = {}
         self.version = -1
         #: client IP -> ban end (ms)
         self.bans: dict[str, int] = {}
@@ -77,6 +100,7 @@ class RestFaults:
         if version >= self.version:
             self.version = version
             self.armed = summary.get("rest", {})
+            self.when = _filters(summary.get("rest_when", {}))
 
     def on_events(self, events: list[tuple[str, Any]]) -> None:
         for kind, data in events:
@@ -91,6 +115,15 @@ class RestFaults:
     def is_armed(self, path: str, method: str) -> bool:
         methods = self.armed.get(path)
         return methods is not None and ("*" in methods or method in methods)
+
+    def may_fire(self, path: str, method: str, api_key: str, params: dict[str, Any]) -> bool:
+        """Whether a scenario armed on this route may fire for this request (the caller checked
+        :meth:`is_armed`): False only if no armed scenario's method and match fit it."""
+        when = self.when.get(path)
+        if when is None:
+            return True
+        ctx = rest_context(method, path, api_key, params)
+        return any(m in ("*", method) and match.matches(ctx) for m, match in when)
 
     def banned(self, request: Request, respond: Respond, now_ms: int) -> bool:
         """Answer 403 if the client's IP is banned now (the caller checks ``bans`` first)."""
@@ -117,6 +150,12 @@ class RestFaults:
         local: bytes | None,
     ) -> None:
         """``command`` is what the request would have sent (None: answered here with ``local``)."""
+        if not self.may_fire(request.path, method, api_key, params):  # as if nothing were armed
+            if command is not None:
+                self.state.submit(*command, lambda reply: self.answer(reply, respond, local))
+            else:
+                self.answer((0, local or b""), respond, None)
+            return
         op, args = command if command is not None else (None, ())
 
         def answered(reply: Reply) -> None:

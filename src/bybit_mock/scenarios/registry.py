@@ -52,6 +52,29 @@ JOURNAL_KEYS = (
 )
 
 
+def rest_context(method: str, path: str, api_key: str, params: Any) -> dict[str, Any]:
+    """What a REST request can be matched on: its route, account and order fields (the engine
+    matches on it, and a REST worker tests it first to skip asking when no match can fit)."""
+    ctx: dict[str, Any] = {"method": method, "path": path}
+    if api_key:
+        ctx["api_key"] = api_key
+    entries = params.get("request") if isinstance(params, dict) else None
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+        params = {**entries[0], "category": params.get("category")}  # a batch: its first entry
+    if isinstance(params, dict):
+        for key, name in (
+            ("category", "category"),
+            ("symbol", "symbol"),
+            ("side", "side"),
+            ("orderLinkId", "order_link_id"),
+            ("orderId", "order_id"),
+        ):
+            value = params.get(key)
+            if isinstance(value, str):
+                ctx[name] = value
+    return ctx
+
+
 @dataclass
 class Armed:
     id: str
@@ -146,8 +169,12 @@ class Registry:
 
     def summary(self) -> dict[str, Any]:
         """What is armed, in the terms workers test cheaply: REST routes (path -> methods, an
-        "*" meaning any), WS trigger types per channel, public message topics."""
+        "*" meaning any), WS trigger types per channel, public message topics. ``rest_when``
+        adds, per REST route, each scenario's ``[method, match]``: a worker tests a request's
+        :func:`rest_context` against them and asks the engine only when one may fit (a scenario
+        armed for one account costs the others nothing)."""
         rest: dict[str, list[str]] = {}  # path -> methods ("*": any)
+        rest_when: dict[str, list[list[Any]]] = {}  # path -> [method, match JSON] per scenario
         ws: dict[str, list[str]] = {}
         public: list[str] = []
         for armed in self.armed:
@@ -157,6 +184,7 @@ class Registry:
             if path is not None:
                 method = params.get("method") if kind == "rest" else "POST"
                 rest.setdefault(path, []).append(method or "*")
+                rest_when.setdefault(path, []).append([method or "*", armed.scenario.match.to_json()])
             if kind in ORDER_ROUTES:
                 ws.setdefault("trade_op", []).append(kind)
             elif kind in ("ws_connect", "ws_auth", "ws_subscribe"):
@@ -165,7 +193,13 @@ class Registry:
                 ws.setdefault(kind, []).append("private")
             elif kind == "public_stream" or (kind == "message" and params.get("channel") == "public"):
                 public.append(armed.scenario.match.topic or "*")
-        return {"version": self.version, "rest": rest, "ws": ws, "public": sorted(set(public))}
+        return {
+            "version": self.version,
+            "rest": rest,
+            "rest_when": rest_when,
+            "ws": ws,
+            "public": sorted(set(public)),
+        }
 
     # -- firing -------------------------------------------------------------------------------
 
