@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httptools
 import uvloop
@@ -49,10 +50,14 @@ class Canned(asyncio.Protocol):
 
 async def serve(seconds: float) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Canned, "127.0.0.1", 0, backlog=1024)
+    await serve_until_stopped(await loop.create_server(Canned, "127.0.0.1", 0, backlog=1024), seconds)
+
+
+async def serve_until_stopped(server: Any, seconds: float) -> None:
+    """Print the server's port (the parent reads it), serve until SIGTERM or ``seconds``, close."""
     print(server.sockets[0].getsockname()[1], flush=True)
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:

@@ -8,8 +8,6 @@ one frame read and one written) and nothing else: the same picows, uvloop and li
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +15,8 @@ from contextlib import contextmanager
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+from canned_server import serve_until_stopped
 
 
 class Echo(WSListener):  # type: ignore[misc]
@@ -29,16 +29,7 @@ class Echo(WSListener):  # type: ignore[misc]
 
 
 async def serve(seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    server = await ws_create_server(lambda _: Echo(), "127.0.0.1", 0, backlog=4096)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
-    server.close()
+    await serve_until_stopped(await ws_create_server(lambda _: Echo(), "127.0.0.1", 0, backlog=4096), seconds)
 
 
 @contextmanager

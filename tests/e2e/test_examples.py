@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import http.server
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -112,21 +114,31 @@ def test_reference_bot_against_a_running_exchange(bybit_mock: MockExchange) -> N
 # -- the reference bot, in process ------------------------------------------------------------
 
 
-@pytest.fixture
-async def start_bot(market: MockExchange) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """Start bots on the frozen market (BTCUSDT at 65 000); each is stopped when the test ends."""
+@asynccontextmanager
+async def bot_starter() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``await start(ex, cls=ReferenceBot, **options)`` starts a bot (quick pings, short
+    backoff) on ``ex``; every bot started is stopped on the way out."""
     started: list[Any] = []
 
-    async def start(**options: Any) -> Any:
+    async def start(ex: MockExchange, cls: type = rb.ReferenceBot, **options: Any) -> Any:
         options = {"ping_interval": 0.5, "backoff": (0.1, 1.0)} | options
-        bot = rb.ReferenceBot(market.rest_url, market.ws_url, market.api_key, market.api_secret, **options)
+        bot = cls(ex.rest_url, ex.ws_url, ex.api_key, ex.api_secret, **options)
         started.append(bot)
         await bot.start(timeout=5)
         return bot
 
-    yield start
-    for bot in started:
-        await bot.stop()
+    try:
+        yield start
+    finally:
+        for bot in started:
+            await bot.stop()
+
+
+@pytest.fixture
+async def start_bot(market: MockExchange) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """Start bots on the frozen market (BTCUSDT at 65 000); each is stopped when the test ends."""
+    async with bot_starter() as start:
+        yield functools.partial(start, market)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ from bybit_mock import Match, MockExchange, OrderFillStep, Scenario, ScenarioAct
 
 from .conftest import pybit_http
 from .streams import apply_book, subscribed
-from .test_examples import rb
+from .test_examples import bot_starter, rb
 
 D = Decimal
 SYMBOL, CCXT_SYMBOL = "BTCUSDT", "BTC/USDT:USDT"
@@ -107,18 +107,8 @@ class BookRecorder(rb.ReferenceBot):  # type: ignore[misc]
 @pytest.fixture
 async def start_bot() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """``await start_bot(ex, cls=ReferenceBot, **options)``: a started bot; all are stopped at the end."""
-    started: list[Any] = []
-
-    async def start(ex: MockExchange, cls: type = rb.ReferenceBot, **options: Any) -> Any:
-        options = {"ping_interval": 0.5, "backoff": (0.1, 1.0)} | options
-        bot = cls(ex.rest_url, ex.ws_url, ex.api_key, ex.api_secret, **options)
-        started.append(bot)
-        await bot.start(timeout=5)
-        return bot
-
-    yield start
-    for bot in started:
-        await bot.stop()
+    async with bot_starter() as start:
+        yield start
 
 
 # -- 1. the crate's round trip ------------------------------------------------------------------

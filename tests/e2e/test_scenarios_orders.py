@@ -10,22 +10,20 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from bybit_mock import MockExchange, Scenario, ScenarioAction, ScenarioTrigger
 
 from .conftest import pybit_http
 from .streams import collect, subscribed
+from .test_scenarios_private import private_socket
 from .test_scenarios_rest import LIMIT
 from .test_trading_pybit import pushes
-from .test_ws import ask, auth_msg
 
 
 @pytest.fixture
 async def private_ws(market: MockExchange) -> AsyncIterator[ClientConnection]:
-    async with connect(market.ws_private_url) as ws:
-        assert (await ask(ws, auth_msg(market)))["success"] is True
-        assert (await ask(ws, {"op": "subscribe", "args": ["order", "execution", "position"]}))["success"] is True
+    async with private_socket(market, "order", "execution", "position") as ws:
         yield ws
 
 

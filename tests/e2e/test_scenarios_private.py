@@ -4,6 +4,7 @@ messages are dropped, duplicated, reordered or delayed, and when state is edited
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -16,12 +17,18 @@ from .test_trading_pybit import pushes
 from .test_ws import ask, auth_msg
 
 
+@asynccontextmanager
+async def private_socket(ex: MockExchange, *topics: str) -> AsyncIterator[ClientConnection]:
+    """The demo account's private stream, authenticated and subscribed to ``topics``."""
+    async with connect(ex.ws_private_url) as ws:
+        assert (await ask(ws, auth_msg(ex)))["success"] is True
+        assert (await ask(ws, {"op": "subscribe", "args": list(topics)}))["success"] is True
+        yield ws
+
+
 @pytest.fixture
 async def orders_ws(market: MockExchange) -> AsyncIterator[ClientConnection]:
-    """The demo account's private stream: order, wallet and position."""
-    async with connect(market.ws_private_url) as ws:
-        assert (await ask(ws, auth_msg(market)))["success"] is True
-        assert (await ask(ws, {"op": "subscribe", "args": ["order", "wallet", "position"]}))["success"] is True
+    async with private_socket(market, "order", "wallet", "position") as ws:
         yield ws
 
 
