@@ -72,4 +72,9 @@ def position(ex: Exchange) -> dict[str, Any]:
 def pushes(ex: Exchange, cursor: int) -> list[tuple[str, list[dict[str, Any]]]]:
     """Every private message since ``cursor``, whichever account it went to."""
     _, events = ex.events.wait(cursor, 0)
-    return [m for kind, data in events if kind == "private" for m in data[1]]
+    return [m for kind, data in events if kind == "private" for m in decoded(data[1])]
+
+
+def decoded(wire: list[tuple[str, str, bytes]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """A committed push as the engine logs it (topic, category, data JSON), its data decoded."""
+    return [(topic, orjson.loads(data)) for topic, _category, data in wire]

@@ -194,7 +194,7 @@ def test_private_events_are_built_only_for_watched_accounts() -> None:
     ex.apply_batch([("watch", ("ws-0", [KEY]))])
     ok(ex.apply_batch([("order_create", (KEY, order))])[0])
     ((kind, (key, pushes)),) = ex.wait_events(cursor, 0)[1]
-    assert kind == "private" and key == KEY and [topic for topic, _ in pushes] == ["order", "position", "wallet"]
+    assert kind == "private" and key == KEY and [topic for topic, *_ in pushes] == ["order", "position", "wallet"]
     ex.watch("ws-1", [KEY])
     ex.watch("ws-0", [])
     assert ex.watched == {KEY}  # still watched through ws-1

@@ -26,7 +26,7 @@ from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.bybit.numbers import fmt
 from bybit_mock.config import InstrumentConfig, default_instruments
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.helpers import LINEAR, Clock
+from tests.unit.helpers import LINEAR, Clock, decoded
 
 D = Decimal
 KEYS = ("alice", "bob", "carol")  # carol has no private connection
@@ -119,7 +119,7 @@ def call(ex: Exchange, op: str, key: str, query: dict[str, Any]) -> tuple[int, A
 
 def private_events(ex: Exchange, cursor: int) -> list[tuple[str, list[tuple[str, list[dict[str, Any]]]]]]:
     _, events = ex.wait_events(cursor, 0)
-    return [data for kind, data in events if kind == "private"]
+    return [(key, decoded(wire)) for kind, (key, wire) in ((k, d) for k, d in events if k == "private")]
 
 
 # -- the reproduction from the issue --------------------------------------------------------

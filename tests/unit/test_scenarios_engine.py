@@ -15,7 +15,7 @@ import orjson
 from bybit_mock.engine.exchange import Exchange
 from bybit_mock.scenarios import Match, OrderFillStep, Scenario, ScenarioAction, ScenarioTrigger
 
-from .helpers import KEY, LINEAR, FixedClock, new_exchange, ok, pushes
+from .helpers import KEY, LINEAR, FixedClock, decoded, new_exchange, ok, pushes
 
 LIMIT = {**LINEAR, "side": "Buy", "orderType": "Limit", "qty": "0.002", "price": "64000"}
 
@@ -171,8 +171,8 @@ def test_private_stream_drop_duplicate_reorder_delay() -> None:
             tick(ex, clock, 100)
         return [
             ("2" if items[0]["orderLinkId"] else "1") + ":" + topic
-            for _, messages in events(ex, cursor, "private")
-            for topic, items in messages
+            for _, wire in events(ex, cursor, "private")
+            for topic, items in decoded(wire)
             if topic in ("order", "execution")
         ]
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bybit_mock.engine.exchange import Exchange
-from tests.unit.helpers import KEY, START_BTC, START_USDT, new_exchange, run
+from tests.unit.helpers import KEY, START_BTC, START_USDT, decoded, new_exchange, run
 
 D = Decimal
 
@@ -156,7 +156,7 @@ def test_random_order_flows_keep_the_books_straight(
         assert abs(shortcut - full) < D("1e-12"), (shortcut, full)
 
     _, events = ex.wait_events(cursor, 0)
-    pushed = [msg for kind, (key, msgs) in events if kind == "private" and key == KEY for msg in msgs]
+    pushed = [msg for kind, data in events if kind == "private" and data[0] == KEY for msg in decoded(data[1])]
 
     # statuses move along legal edges only; cumulative fills never exceed the order qty
     last: dict[str, dict[str, Any]] = {}

@@ -29,7 +29,12 @@ READER_STALE_S = 3.0
 
 
 class EventLog:
-    def __init__(self, capacity: int = 100_000) -> None:
+    #: Events kept. Pollers read the log as it is written (a worker's poller is rarely more than
+    #: a batch behind), so this only bounds how far a stalled worker may fall before it must
+    #: resynchronise; each private push is ~1-4 KB, so 20 000 keep the log under ~80 MB.
+    CAPACITY = 20_000
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._next = 0  # sequence number of the next event appended
         self._cond = threading.Condition(threading.Lock())

@@ -29,17 +29,18 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..bybit.errors import BybitError
 from ..scenarios.model import ORDER_ACTIONS
 from ..scenarios.registry import Firing, Registry
 from .accounts import ZERO
 from .orders import Order
+from .pushes import Wire as Messages  # a committed push: (topic, category, data as JSON)
 
 if TYPE_CHECKING:
     from .exchange import Exchange
 
 log = logging.getLogger(__name__)
 
-Messages = list[tuple[str, list[dict[str, Any]]]]
 
 #: actions the WS workers carry out (on the asking connection, or broadcast by selection)
 WS_ACTIONS = frozenset(
@@ -134,7 +135,7 @@ class ScenarioEffects:
             kind = firing.action["type"]
             try:
                 done = self._act(firing, kind, order)
-            except (ValueError, KeyError) as exc:  # a state edit naming an unknown account ...
+            except (ValueError, KeyError, BybitError) as exc:  # a state edit naming an unknown account ...
                 done = f"not done: {exc}"
             if done is None:
                 rest.append({"action": firing.action, "seq": firing.seq, "ctx": firing.ctx})
@@ -300,7 +301,7 @@ class ScenarioEffects:
         installed stream faults (the hot path when none is armed is one check in Pushes)."""
         now = self.ex.now_ms()
         if self.private_counted:
-            for topic, _items in messages:
+            for topic, *_ in messages:
                 firings = self.registry.take("message", {"channel": "private", "topic": topic, "api_key": api_key}, now)
                 if firings:
                     self.run(firings)
@@ -313,7 +314,7 @@ class ScenarioEffects:
             self._route(api_key, message, faults, now)
 
     def _route(
-        self, api_key: str, message: tuple[str, list[dict[str, Any]]], faults: list[StreamFault], now: int
+        self, api_key: str, message: tuple[str, str, bytes], faults: list[StreamFault], now: int
     ) -> None:
         """One message through the first fault that applies to it (each message meets one)."""
         out = (api_key, [message])

@@ -145,7 +145,7 @@ class WsApp:
             elif kind in ("scenarios", "fault", "private_raw"):
                 self.scenarios.on_event(kind, data)
 
-    def push_private(self, api_key: str, pushes: list[tuple[str, list[dict[str, Any]]]]) -> None:
+    def push_private(self, api_key: str, pushes: list[tuple[str, str, bytes]]) -> None:
         """Send one change's messages to every connection of the account that subscribed.
 
         A connection subscribed to ``order`` gets every category's orders; one subscribed to
@@ -155,8 +155,7 @@ class WsApp:
         if not conns:
             return
         now = now_ms()
-        for topic, items in pushes:
-            category = items[0].get("category") if items else None
+        for topic, category, data in pushes:  # data: the engine's JSON of the items
             variants = (topic, f"{topic}.{category}") if category else (topic,)
             encoded: dict[str, bytes] = {}
             for conn in conns:
@@ -164,7 +163,7 @@ class WsApp:
                     if name in conn.topics:
                         payload = encoded.get(name)
                         if payload is None:
-                            payload = encoded[name] = messages.private_push(name, items, new_push_id(), now)
+                            payload = encoded[name] = messages.private_push(name, data, new_push_id(), now)
                         conn.send(payload)
 
     def load_markets(self, models: bytes) -> None:

@@ -70,6 +70,7 @@ def private_pong(conn_id: str, req_id: Any, now_ms: int) -> bytes:
     return orjson.dumps(msg)
 
 
-def private_push(topic: str, items: list[dict[str, Any]], push_id: str, now_ms: int) -> bytes:
-    """An ``order``/``execution``/``position``/``wallet`` message (``id``, ``topic``, ``creationTime``, ``data``)."""
-    return orjson.dumps({"id": push_id, "topic": topic, "creationTime": now_ms, "data": items})
+def private_push(topic: str, data: bytes, push_id: str, now_ms: int) -> bytes:
+    """An ``order``/``execution``/``position``/``wallet`` message (``id``, ``topic``, ``creationTime``,
+    ``data``), around ``data`` already encoded by the engine (the id and topic are plain tokens)."""
+    return b'{"id":"%s","topic":"%s","creationTime":%d,"data":%s}' % (push_id.encode(), topic.encode(), now_ms, data)
