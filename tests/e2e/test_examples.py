@@ -71,6 +71,11 @@ SCRIPTS: dict[str, list[str]] = {
         r"^position: long 0\.02 @ 62500\.0$",
         r"^USDT total: 99999\.5225$",  # fees: 0.12 maker + 0.3575 taker
     ],
+    # Locust runs headless for 3 s against the mock it starts; more in tests/e2e/test_locustfile.py.
+    "locustfile.py": [
+        rf"^{route}: [1-9]\d* requests, 0 failures$"
+        for route in ("GET /v5/market/tickers", "POST /v5/order/create", "POST /v5/order/cancel", "Aggregated")
+    ],
 }
 
 
