@@ -3,7 +3,8 @@
 ``bybit-mock serve`` prints exactly one JSON line on stdout once every process is ready:
 
     {"event": "ready", "rest_url": ..., "ws_url": ..., "api_key": ..., "api_secret": ...,
-     "admin_url": ... (None with --admin off), "pids": {...}}
+     "admin_url": ... (None with --admin off), "metrics_url": ... (None without --metrics),
+     "pids": {...}}
 
 so a script (or another language's test harness) can start the mock and read where it is;
 a human-readable banner goes to stderr. Bad configuration is one line on stderr and exit 2.
@@ -18,12 +19,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 import orjson
 
 from . import __version__
 from .config import ADMIN_MODES, RATE_LIMITS, ConfigError, MockExchangeConfig, demo_account
 from .config_checks import read_toml
+from .load.command import add_arguments as add_load_arguments
+from .load.command import run_command as run_load
 from .mock import MockExchange
 from .supervisor import StartError
 
@@ -68,8 +72,63 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"require this token on every admin request (default: ${ADMIN_TOKEN_ENV}); "
         "needed when --host is not a loopback address",
     )
+    serve.add_argument(
+        "--metrics",
+        action="store_true",
+        default=None,
+        help="Prometheus metrics at /metrics on the REST port (needs prometheus-client; see docs/metrics.md)",
+    )
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING")
+    add_soak_parser(sub)
+    load = sub.add_parser(
+        "load",
+        help="drive a mock with signed REST and WebSocket load, and report latencies",
+        description="A multiprocess load generator: closed loop (--connections) or open loop (--rate), "
+        "HDR latency percentiles per operation, errors by retCode; see docs/load.md.",
+    )
+    add_load_arguments(load)
     return parser
+
+
+def add_soak_parser(sub: Any) -> None:
+    soak = sub.add_parser(
+        "soak",
+        help="run the mock under load with its fault schedule, and report memory, descriptors and lag",
+        description="Start the mock from --config (its [[scenarios]] armed), run `bybit-mock load` against it "
+        "for --duration seconds, sample every process, and write soak.json and soak.png to --out. "
+        "Arguments after -- go to the load generator (see docs/soak.md).",
+    )
+    soak.add_argument("--config", metavar="FILE.toml", help="configuration file (default: the built-in demo)")
+    soak.add_argument("--duration", type=float, required=True, metavar="SECONDS", help="how long the load runs")
+    soak.add_argument("--out", default="soak-out", metavar="DIR", help="where the report goes (default soak-out)")
+    soak.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="sampling period (default 5)")
+    soak.add_argument("--warmup", type=float, metavar="SECONDS", help="growth is measured after this (default 1/5)")
+    soak.add_argument("load_args", nargs="*", metavar="-- LOAD ARGS", help="passed to bybit-mock load")
+
+
+def soak(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from .soak.runner import run_soak  # noqa: PLC0415  # matplotlib and the load only for a soak
+
+    try:
+        config = MockExchangeConfig.from_toml(args.config) if args.config else MockExchangeConfig.default()
+        report = run_soak(config, args.duration, Path(args.out), args.load_args, args.interval, args.warmup)
+    except (ConfigError, ValueError) as exc:
+        print(f"bybit-mock soak: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    summary = {
+        "out": args.out,
+        "rss_growth_pct": {
+            name: round(fig["rss_growth"]["growth_pct"], 2)
+            for name, fig in report["processes"].items()
+            if fig["rss_growth"]
+        },
+        "unexplained_errors": report["errors"]["unexplained"],
+        "scheduled_firings": report["errors"]["scheduled_firings"],
+    }
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    return 0 if not report["errors"]["unexplained"] and report["load_exit_code"] == 0 else 1
 
 
 def load_config(args: argparse.Namespace) -> MockExchangeConfig:
@@ -85,6 +144,7 @@ def load_config(args: argparse.Namespace) -> MockExchangeConfig:
         "log_level": args.log_level,
         "rate_limits": args.rate_limits,
         "admin": args.admin,
+        "metrics": args.metrics,
         "admin_token": args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None,
     }
     overrides = {name: value for name, value in flags.items() if value is not None}
@@ -126,6 +186,7 @@ def serve(args: argparse.Namespace) -> int:
             "api_key": account.api_key if account else None,
             "api_secret": account.api_secret if account else None,
             "admin_url": exchange.admin_url if config.admin == "on" else None,
+            "metrics_url": exchange.metrics_url if config.metrics else None,
             "pids": exchange.pids(),
         }
         sys.stdout.write(orjson.dumps(ready).decode() + "\n")
@@ -157,6 +218,8 @@ def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
         lines.append(f"  admin       {exchange.admin_url}  ({access})")
     else:
         lines.append("  admin: off")
+    if config.metrics:
+        lines.append(f"  metrics     {exchange.metrics_url}")
     lines.append("  Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -166,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "soak":
+        return soak(args)
+    if args.command == "load":
+        return run_load(args)
     parser.print_help(sys.stderr)
     return EXIT_CONFIG
 

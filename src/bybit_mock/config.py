@@ -20,12 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .config_checks import (
     MAX_STREAM_RATE,
+    ActivityConfig,
     ConfigError,
+    activity_from,
     array_of,
     instrument_from,
     is_loopback,
@@ -49,6 +52,7 @@ __all__ = [  # the instrument names are part of this module's API (``from bybit_
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
     "AccountConfig",
+    "ActivityConfig",
     "Category",
     "ConfigError",
     "InstrumentConfig",
@@ -108,6 +112,8 @@ class AccountConfig:
     api_secret: str
     balances: dict[str, Decimal] = field(default_factory=dict)
     positions: list[PositionConfig] = field(default_factory=list)
+    #: private activity on this account (``engine/activity.py``; ``docs/soak.md``)
+    activity: ActivityConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
@@ -217,6 +223,9 @@ class MockExchangeConfig:
     #: ``X-Admin-Token``); without one the API is open, which is allowed on a loopback
     #: ``host`` only. Kept out of ``repr`` so it does not end up in logs.
     admin_token: str | None = field(default=None, repr=False)
+    #: Prometheus metrics at ``/metrics`` on the REST port (``docs/metrics.md``); needs the
+    #: ``metrics`` extra (prometheus-client). Off, nothing of it is imported or run.
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -310,6 +319,10 @@ class MockExchangeConfig:
         if self.rate_limits not in RATE_LIMITS:
             raise ConfigError(f"rate_limits must be one of {', '.join(RATE_LIMITS)}, got {self.rate_limits!r}")
         self._validate_admin()
+        if not isinstance(self.metrics, bool):
+            raise ConfigError(f"metrics must be true or false, got {self.metrics!r}")
+        if self.metrics and find_spec("prometheus_client") is None:
+            raise ConfigError("metrics = true needs prometheus-client: pip install 'bybit-mock[metrics]'")
         keys = [a.api_key for a in self.accounts]
         if len(keys) != len(set(keys)):
             raise ConfigError("two accounts share an api_key")
@@ -327,6 +340,9 @@ class MockExchangeConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         for acct in self.accounts:
+            act = acct.activity
+            if act is not None and act.mode == "consistent" and (act.category, act.symbol) not in seen:
+                raise ConfigError(f"account {acct.api_key}: activity on unknown instrument {act.category}/{act.symbol}")
             for pos in acct.positions:
                 if (pos.category, pos.symbol) not in seen:
                     raise ConfigError(
@@ -380,8 +396,10 @@ class MockExchangeConfig:
             floats = ("start_timeout", "ack_delay_ms", "request_timeout")
             strings = ("host", "log_level", "rate_limits", "admin", "admin_token")
             expected = str if name in strings else (float if name in floats else int)
+            if name == "metrics":
+                expected = bool
             value = float(raw) if expected is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
-            if not isinstance(value, expected) or isinstance(value, bool):
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise ConfigError(f"[server] {name}: expected {expected.__name__}, got {raw!r}")
             server[name] = value
         return cls(accounts=accounts, instruments=instruments, market=market, **server, **scenario_settings)
@@ -421,8 +439,10 @@ def _account_from(raw: object) -> AccountConfig:
         )
         no_extra_keys(p, f"{what} {symbol}")
         positions.append(pos)
+    raw_activity = table.pop("activity", None)
+    activity = None if raw_activity is None else activity_from(raw_activity, f"accounts.{key}.activity")
     no_extra_keys(table, f"account {key}")
-    return AccountConfig(key, secret, balances, positions)
+    return AccountConfig(key, secret, balances, positions, activity)
 
 
 

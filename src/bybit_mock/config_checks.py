@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,52 @@ def market_from(table: dict[str, Any]) -> MarketConfig:
         market.symbols.append(sm)
     no_extra_keys(table, "[market]")
     return market
+
+
+#: private activity per account (``[accounts.activity]``): events per second, both modes
+ACTIVITY_RATES = (1.0, 10_000.0)
+ACTIVITY_MODES = ("consistent", "canned")
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    """Private activity on one account at ``rate`` events/s (``engine/activity.py``).
+
+    ``consistent``: another trader on the account places, fills and cancels ``qty`` (default
+    the instrument's minimum) of ``category``/``symbol`` through the engine, so REST agrees
+    with the pushes. ``canned``: the private messages of the JSONL ``file`` (default the bundled
+    sample) replayed with fresh ids and times, which REST knows nothing of.
+    """
+
+    mode: str
+    rate: float
+    symbol: str = "BTCUSDT"
+    category: str = "linear"
+    qty: Decimal | None = None
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ACTIVITY_MODES:
+            raise ConfigError(f"activity: mode must be one of {', '.join(ACTIVITY_MODES)}, got {self.mode!r}")
+        low, high = ACTIVITY_RATES
+        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not low <= self.rate <= high:
+            raise ConfigError(f"activity: rate must be a number from {low:g} to {high:g} events/s, got {self.rate!r}")
+        if self.qty is not None and self.qty <= 0:
+            raise ConfigError("activity: qty must be > 0")
+        if self.file is not None and self.mode != "canned":
+            raise ConfigError("activity: file is only for mode 'canned'")
+        if self.file is not None and not Path(self.file).is_file():
+            raise ConfigError(f"activity: no file {self.file!r}")
+
+
+def activity_from(raw: object, what: str) -> ActivityConfig:
+    """An account's ``activity`` table (see ``docs/soak.md``, "Private activity")."""
+    table = dict(table_of(raw, what))
+    mode = string_in(table, "mode", what)
+    rate = table.pop("rate", None)
+    symbol = string_in(table, "symbol", what, "BTCUSDT").upper()
+    category = string_in(table, "category", what, "linear")
+    qty = to_decimal(table.pop("qty"), f"{what} qty") if "qty" in table else None
+    file = string_in(table, "file", what) if "file" in table else None
+    no_extra_keys(table, what)
+    return ActivityConfig(mode, rate, symbol, category, qty, file)  # rate: checked in __post_init__

@@ -117,6 +117,12 @@ class MockExchange:
         """Base URL of the HTTP admin API (``docs/admin.md``): ``rest_url + "/__admin"``."""
         return f"{self.rest_url}/__admin"
 
+    @property
+    def metrics_url(self) -> str:
+        """Prometheus' scrape URL (``docs/metrics.md``): ``rest_url + "/metrics"``; it answers
+        with ``metrics=True`` in the config (otherwise it is an unknown Bybit route)."""
+        return f"{self.rest_url}/metrics"
+
     # -- accounts and state -----------------------------------------------------------------
 
     @property

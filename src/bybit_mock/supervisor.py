@@ -47,6 +47,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from . import metrics
 from .config import MockExchangeConfig
 from .rest import worker as rest_worker
 from .service.manager import StateManager, init_state_service
@@ -140,6 +141,7 @@ class Supervisor:
         self._manager: StateManager | None = None
         self._state_dir: str | None = None
         self._state_address = ""
+        self._metrics_dir: str | None = None
         self._state_deaths: list[float] = []
         self._reserved: list[socket.socket] = []
         self._workers: list[_Worker] = []
@@ -164,6 +166,9 @@ class Supervisor:
         cfg = self.config
         self._state_dir = tempfile.mkdtemp(prefix="bybit-mock-")
         self._state_address = os.path.join(self._state_dir, "state")
+        if cfg.metrics:  # every process's samples, summed by /metrics (``metrics.py``)
+            self._metrics_dir = os.path.join(self._state_dir, "metrics")
+            os.mkdir(self._metrics_dir)
         manager = self._start_state(self._state_address)
         self._manager = manager
         try:
@@ -180,7 +185,9 @@ class Supervisor:
             ("ws", cfg.ws_workers, self.ws_port, ws_worker.main),
         ):
             for index in range(count):
-                spec = WorkerSpec(role, index, cfg, port, self._state_address, self.authkey, os.getpid())
+                spec = WorkerSpec(
+                    role, index, cfg, port, self._state_address, self.authkey, os.getpid(), self._metrics_dir
+                )
                 self._workers.append(_Worker(spec, main))
         pending = [(w, self._spawn(w)) for w in self._workers]
         deadline = time.monotonic() + cfg.start_timeout
@@ -198,7 +205,11 @@ class Supervisor:
             pass
         manager = StateManager(address=address, authkey=self.authkey, ctx=self._ctx)
         with _children_skip_main():
-            manager.start(init_state_service, (self.config, os.getpid()))
+            if self._metrics_dir is None:
+                manager.start(init_state_service, (self.config, os.getpid()))
+            else:
+                args = (self._metrics_dir, init_state_service, self.config, os.getpid())
+                manager.start(metrics.run_with_metrics, args)
         return manager
 
     def _spawn(self, worker: _Worker) -> Connection:
@@ -253,6 +264,7 @@ class Supervisor:
 
     def _restart_state(self, manager: StateManager, old: BaseProcess) -> None:
         old.join(0.1)
+        self._forget_gauges(old)
         self._state_deaths = _recent_deaths(self._state_deaths, time.monotonic())
         log.critical(
             "the state service (pid %s) died (%s): its state is lost and every state-backed request answers "
@@ -283,6 +295,11 @@ class Supervisor:
         log.warning("a new state service (pid %s) is serving at the same address", pid)
         self.restarts.append(Restart("state", old.pid, old.exitcode, pid))
 
+    def _forget_gauges(self, dead: BaseProcess) -> None:
+        """A dead process's live gauges (its WS connections) leave the metrics' sums."""
+        if self._metrics_dir is not None:
+            metrics.mark_dead(self._metrics_dir, dead.pid)
+
     def _wait_after_burst(self, name: str) -> bool:
         """Pause before restarting something that keeps dying; True if we are stopping instead."""
         log.error("%s keeps dying; waiting 1 s before the next restart", name)
@@ -292,6 +309,7 @@ class Supervisor:
         old = worker.process
         assert old is not None
         old.join(0.1)
+        self._forget_gauges(old)
         worker.deaths = _recent_deaths(worker.deaths, time.monotonic())
         log.warning("%s (pid %s) exited (%s); restarting", worker.spec.name, old.pid, describe_exit(old.exitcode))
         if len(worker.deaths) >= RESTART_BURST and self._wait_after_burst(worker.spec.name):

@@ -29,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from . import metrics
 from .config import MockExchangeConfig
 from .service.client import StateClient, manager_opener
 
@@ -44,6 +45,8 @@ class WorkerSpec:
     state_address: Any
     authkey: bytes
     parent_pid: int
+    #: prometheus-client's multiprocess directory (``metrics.py``); None when metrics are off
+    metrics_dir: str | None = None
 
     @property
     def name(self) -> str:
@@ -66,6 +69,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 def run_worker(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
     """Process entry point shared by the REST and WS workers."""
+    if spec.metrics_dir is not None:  # before anything imports prometheus_client
+        metrics.enable(spec.metrics_dir, spec.name)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=spec.config.log_level,
@@ -105,7 +110,14 @@ async def _main(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
         raise
     ready.send(("ready", os.getpid()))
     ready.close()
+    meter = metrics.current()
+    lag = meter.lag_timer(loop) if meter is not None else None
+    if lag is not None:
+        lag.start()
     await stop.wait()
+    if meter is not None and lag is not None:
+        lag.stop()
+        meter.flush()  # what was counted since the last tick
     await shutdown()
     state.close()
 

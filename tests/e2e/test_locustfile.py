@@ -47,7 +47,7 @@ def run_locust(rest_url: str, tmp_path: Path, *options: str, seconds: int = 3) -
     }
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "4", "-r", "4",
                "-t", f"{seconds}s", "--host", rest_url, "--csv", str(tmp_path / "run"), "--only-summary",
-               "--stop-timeout", "2", *options]  # fmt: skip
+               "--stop-timeout", "10", *options]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr  # Locust exits 1 when any request failed
     with open(tmp_path / "run_stats.csv", newline="") as stats:

@@ -13,6 +13,10 @@ What the book keeps, and the invariants the parts rely on:
   each holding ``order.held`` of margin (contracts: the coin's ``order_im``) or coin (spot:
   ``locked``); ``open_counts`` counts them per account and symbol.
 * ``triggers[(category, symbol)]`` holds the Untriggered conditional orders.
+* ``resting_index`` and ``trigger_index`` hold the same orders per symbol in price order
+  (``price_index.py``), so a market move finds what it crossed without scanning the book;
+  :meth:`rest`, :meth:`arm` and :meth:`release` keep them in step with ``resting`` and
+  ``triggers`` (an order's price changes only between a release and the next rest or arm).
 * ``position_stops`` maps a position to its own TP, SL and trailing stop orders.
 * ``version`` goes up with every change to account state (it keys the read caches); a part
   that changes state calls :meth:`touch`.
@@ -36,6 +40,7 @@ from ..bybit.errors import BybitError
 from ..config import InstrumentConfig
 from .accounts import ZERO, Account
 from .orders import Execution, Order
+from .price_index import RestingIndex, TriggerIndex
 from .records import LogEntry
 
 Ident = tuple[str, str]  # (category, symbol)
@@ -89,6 +94,8 @@ class AccountBook:
         self.link_ids: dict[tuple[str, str], Order] = {}
         self.resting: dict[Ident, dict[str, Order]] = {}
         self.triggers: dict[Ident, dict[str, Order]] = {}
+        self.resting_index: dict[Ident, RestingIndex] = {}
+        self.trigger_index: dict[Ident, TriggerIndex] = {}
         self.position_stops: dict[StopKey, dict[str, Order]] = {}
         self.executions: dict[str, list[Execution]] = {}
         self.open_counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
@@ -154,10 +161,15 @@ class AccountBook:
     def rest(self, account: Account, inst: InstrumentConfig, order: Order, held: Decimal) -> None:
         """Put an open order on the book, holding ``held``."""
         self.hold(account, inst, order, held)
-        book = self.resting.setdefault((inst.category, inst.symbol), {})
+        ident = (inst.category, inst.symbol)
+        book = self.resting.setdefault(ident, {})
         if order.order_id not in book:
-            self.open_counts[(order.api_key, inst.category, inst.symbol)] += 1
+            self.open_counts[(order.api_key, *ident)] += 1
         book[order.order_id] = order
+        index = self.resting_index.get(ident)
+        if index is None:
+            index = self.resting_index[ident] = RestingIndex()
+        index.add(order)
         self.rest_count += 1
         self.touch()
 
@@ -175,7 +187,12 @@ class AccountBook:
         """Put a conditional order in wait for its trigger price (what it holds, if anything,
         is already held: see ``Trading``)."""
         order.status = "Untriggered"
-        self.triggers.setdefault((inst.category, inst.symbol), {})[order.order_id] = order
+        ident = (inst.category, inst.symbol)
+        self.triggers.setdefault(ident, {})[order.order_id] = order
+        index = self.trigger_index.get(ident)
+        if index is None:
+            index = self.trigger_index[ident] = TriggerIndex()
+        index.add(order)
         self.arm_count += 1
         self.touch()
 
@@ -185,9 +202,10 @@ class AccountBook:
         resting = self.resting.get(ident)
         if resting is not None and resting.pop(order.order_id, None) is not None:
             self.open_counts[(order.api_key, *ident)] -= 1
+            self.resting_index[ident].discard(order.order_id)
         waiting = self.triggers.get(ident)
-        if waiting is not None:
-            waiting.pop(order.order_id, None)
+        if waiting is not None and waiting.pop(order.order_id, None) is not None:
+            self.trigger_index[ident].discard(order.order_id)
         if order.held:
             if inst.category == "spot":
                 account.coin(spent_coin(inst, order.side)).locked -= order.held

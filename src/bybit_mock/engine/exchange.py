@@ -50,6 +50,7 @@ from ..config import AccountConfig, InstrumentConfig, MockExchangeConfig, to_dec
 from ..market import queries as market_queries
 from ..market.markets import Markets
 from .accounts import HEDGE_SIDES, ZERO, Account, Position
+from .activity import Activity
 from .admin import admin_call
 from .book import AccountBook
 from .canned_calls import CannedCalls
@@ -104,6 +105,10 @@ class Exchange:
         #: armed scenarios, their effects and journal (``scenario_calls.py``); reset clears them
         self.scenarios = ScenarioCalls(self, config.scenario_seed, config.journal_limit)
         self.canned = CannedCalls(self)  # canned market data: append, step, start
+        #: each configured account's private activity at its rate (``activity.py``)
+        activities = {a.api_key: a.activity for a in config.accounts if a.activity is not None}
+        parts = lambda: (self.book, self.trading, self.pushes, self.events)  # noqa: E731  # reset() renews them
+        self.activity = Activity(activities, self.instruments, parts)
         #: Bybit's per-UID REST limits (``rate_limited`` commands); ``reset()`` clears it
         self.limiter = RateLimiter(clock)
         self.reset()
@@ -129,6 +134,7 @@ class Exchange:
             for raw in self._config.scenarios:  # the config's, armed at every start
                 self.scenarios.push(raw)
             self.limiter.clear()
+            self.activity.restart(now)  # every account's activity from now, on the new book
             pushes.discard()
             # A market whose price was set restarts from its configured start (every WS worker
             # reloads it on the event below); the others keep streaming, so a reset between
@@ -292,6 +298,8 @@ class Exchange:
             self._commit()
         if self.scenarios.busy and self.scenarios.effects.run_due(now_ms):
             self._commit()  # fill steps, delayed messages and timers that came due
+        if self.activity.busy and self.activity.run_due(now_ms):
+            self._commit()  # the private activity due by now
         return now_ms
 
     def run_due(self) -> None:

@@ -42,6 +42,7 @@ from .margin import Margin
 from .matching import Plan, filled_qty, truncate, walk
 from .orders import Execution, Order
 from .part import Part
+from .price_index import RestingIndex, TriggerIndex
 from .pushes import Pushes
 from .tpsl import PositionStops
 
@@ -313,22 +314,24 @@ class Trading(Part):
         """Trigger the conditional orders the price reached and fill every resting order the
         market has moved through (after each market advance).
 
+        Each symbol's orders are looked up in its price index (``price_index.py``): a sweep
+        reads only the price levels the market crossed, whatever the depth of the book.
         A fill can arm new stops (an entry's TP/SL) and a trigger can rest a new order, so
         passes repeat until nothing changes (bounded: each pass needs a new order to go on).
         """
         book = self.book
         for _ in range(_MAX_SWEEP_PASSES):
             counts = (book.arm_count, book.rest_count)
-            for ident, pending in list(book.triggers.items()):
+            for ident, pending in list(book.trigger_index.items()):
                 if pending:
                     self._check_triggers(ident, pending, now_ms)
-            for ident, orders in list(book.resting.items()):
+            for ident, orders in list(book.resting_index.items()):
                 if orders:
                     self._check_resting(ident, orders, now_ms)
             if counts == (book.arm_count, book.rest_count):
                 return
 
-    def _check_resting(self, ident: Ident, orders: dict[str, Order], now_ms: int) -> None:
+    def _check_resting(self, ident: Ident, orders: RestingIndex, now_ms: int) -> None:
         model = self.markets.models[ident]
         ask, bid = model.book.asks.best_tick(), model.book.bids.best_tick()
         seen = (bid, ask, self.book.rest_count)
@@ -337,27 +340,21 @@ class Trading(Part):
         self._swept[ident] = seen
         best_ask = model.prices.decimal(ask) if ask is not None else None
         best_bid = model.prices.decimal(bid) if bid is not None else None
-        crossed = [
-            o
-            for o in orders.values()
-            if (o.side == "Buy" and best_ask is not None and best_ask <= o.price)
-            or (o.side == "Sell" and best_bid is not None and best_bid >= o.price)
-        ]
-        for order in sorted(crossed, key=lambda o: o.seq):
+        # price-time priority: the best-priced crossed order fills first
+        for order in orders.crossed(best_bid, best_ask):
             if order.is_active:  # an earlier fill may have cancelled it (its position closed)
                 self.fill_resting(order, order.leaves_qty, order.price, now_ms)
 
-    def _check_triggers(self, ident: Ident, pending: dict[str, Order], now_ms: int) -> None:
+    def _check_triggers(self, ident: Ident, pending: TriggerIndex, now_ms: int) -> None:
         model = self.markets.models[ident]
         seen = (model.last_tick, self.book.arm_count)
         if self._trigger_seen.get(ident) == seen:
             return
         self._trigger_seen[ident] = seen
         last = model.mark_price()
-        due = []
-        for order in pending.values():
-            if order.trailing:
-                stops.trail(order, last)
+        due = pending.fixed_crossed(last)
+        for order in pending.trailing.values():  # their triggers follow the price: each looks
+            stops.trail(order, last)
             if stops.crossed(order, last):
                 due.append(order)
         for order in sorted(due, key=lambda o: o.seq):

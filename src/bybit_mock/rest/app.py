@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
+from .. import metrics
 from ..bybit import auth, envelope, errors
 from ..bybit.errors import BybitError
 from ..bybit.payload import loads_object
@@ -29,7 +30,7 @@ from ..config import MockExchangeConfig
 from ..engine import ratelimits
 from ..service.client import Reply, StateClient
 from .admin import PREFIX as ADMIN_PREFIX
-from .admin import AdminApi
+from .admin import TOKEN_REQUIRED, Access, AdminApi
 from .faults import RestFaults
 from .protocol import Request, Respond
 
@@ -96,11 +97,19 @@ class RestApp:
         self.faults = RestFaults(state, _answer)
         #: ``/__admin/`` (``admin.py``); None when ``admin = "off"``: then it is an unknown route
         self.admin = AdminApi(config, state, self.faults) if config.admin == "on" else None
+        #: ``/metrics`` and the request meter (``metrics.py``); None when metrics are off
+        self.metrics = metrics.current() if config.metrics else None
+        self.metrics_access = Access(config.admin_token)
 
     def dispatch(self, request: Request, respond: Respond, key_looked_up: bool = False) -> None:
+        if self.metrics is not None and request.path == metrics.PATH:
+            self._scrape(request, respond)
+            return
         if self.admin is not None and request.path.startswith(ADMIN_PREFIX):
             self.admin.dispatch(request, respond)  # before bans and faults: never locked out by one
             return
+        if self.metrics is not None and not key_looked_up:  # (dispatched again after a key lookup)
+            respond = self.metrics.meter(request, respond, self.routes)
         now_ns = time.time_ns()
         now_ms = now_ns // 1_000_000
         if self.faults.bans and self.faults.banned(request, respond, now_ms):
@@ -152,6 +161,18 @@ class RestApp:
             self.state.submit(*command, lambda reply: _answer(reply, respond, local))
         else:
             respond(200, envelope.ok(local or b"", now_ms))
+
+    def _scrape(self, request: Request, respond: Respond) -> None:
+        """``GET /metrics``: read-only, so open like an admin API without a token, and behind
+        the admin token when one is configured."""
+        assert self.metrics is not None
+        if not self.metrics_access.allows(request.headers):
+            respond(401, TOKEN_REQUIRED)
+        elif request.method not in ("GET", "HEAD"):
+            respond(405, b'{"error":"method not allowed"}')
+        else:
+            body, content_type = self.metrics.render()
+            respond(200, body, content_type=content_type)
 
     def _look_up_key(self, api_key: str, request: Request, respond: Respond) -> None:
         """A key we have not seen (maybe an account added at run time): ask, then decide."""

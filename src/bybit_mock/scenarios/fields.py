@@ -184,7 +184,7 @@ TRIGGERS: dict[str, Spec] = {
     "ws_subscribe": dict(_CHANNEL),
     "message": {"channel": (_one_of("public", "private"), True, None), "nth": (count, False, 1)},
     "order_event": {"event": (_one_of(*ORDER_EVENTS), True, None)},
-    "timer": {"after_ms": (ms, False, 0), "every_ms": (ms, False, None)},
+    "timer": {"after_ms": (ms, False, 0), "every_ms": (ms, False, None), "jitter_ms": (ms, False, None)},
 }
 
 #: action type -> fields

@@ -74,6 +74,13 @@ class ScenarioTrigger:
 
     def __post_init__(self) -> None:
         _, params = typed(TRIGGERS, {"type": self.type, **self.params}, "trigger")
+        jitter = params.get("jitter_ms")
+        if jitter is not None:  # each period is ``every_ms`` +- jitter, so it needs a period
+            every = params.get("every_ms")
+            if every is None:
+                raise ScenarioError("trigger.jitter_ms", "needs every_ms (it jitters each period)")
+            if jitter > every:
+                raise ScenarioError("trigger.jitter_ms", "must be <= every_ms")
         object.__setattr__(self, "params", params)
 
     @classmethod
@@ -107,9 +114,15 @@ class ScenarioTrigger:
         return cls("order_event", {"event": event})
 
     @classmethod
-    def timer(cls, after: float | timedelta = 0, every: float | timedelta | None = None) -> ScenarioTrigger:
-        """``after`` ms from arming (then every ``every`` ms, if given)."""
-        return cls("timer", _some(after_ms=_ms(after, "trigger.after_ms"), every_ms=every))
+    def timer(
+        cls,
+        after: float | timedelta = 0,
+        every: float | timedelta | None = None,
+        jitter: float | timedelta | None = None,
+    ) -> ScenarioTrigger:
+        """``after`` ms from arming (then every ``every`` ms, if given, each period moved by
+        up to ``jitter`` ms either way, drawn from the seeded RNG)."""
+        return cls("timer", _some(after_ms=_ms(after, "trigger.after_ms"), every_ms=every, jitter_ms=jitter))
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, **self.params}
@@ -422,7 +435,7 @@ class Scenario:
         if "action" not in raw:
             raise ScenarioError("action", "is required")
         times = raw.get("times", 1)
-        if "times" in raw and raw["times"] is None:
+        if "times" in raw and raw["times"] in (None, "unlimited"):  # TOML has no null: it says "unlimited"
             times = None
         return cls(
             name=raw.get("name", "") or _default_name(raw),

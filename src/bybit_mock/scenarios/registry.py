@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from .. import metrics
+from .firelog import FireLog
 from .model import Scenario
 
 #: the REST route each order trigger stands for (the same ops on ``/v5/trade`` fire them too)
@@ -116,6 +118,10 @@ class Registry:
         """No scenario armed, an empty journal, the RNG back at its seed."""
         self.armed: list[Armed] = []
         self._rng = random.Random(self._seed)
+        # Timer jitter draws from a stream of its own (seeded from the same seed), so arming a
+        # jittered clock does not change which order creates a ``probability`` scenario fails.
+        self._jitter_rng = random.Random(f"{self._seed}/jitter")
+        self.fire_log = FireLog()
         self._ids = 0
         self._journal: deque[dict[str, Any]] = deque(maxlen=self._journal_limit)
         self._journal_seq = 0
@@ -232,8 +238,7 @@ class Registry:
             due = armed.next_ms
             if due is None or due > now_ms:
                 continue
-            every = armed.scenario.trigger.params.get("every_ms")
-            armed.next_ms = due + max(int(every), 1) if every is not None else None
+            armed.next_ms = self._next_due(armed, due)
             if armed.end_ms is not None and now_ms > armed.end_ms:
                 armed.next_ms = None  # its window has closed: it will never fire again
             elif armed.start_ms is None or now_ms >= armed.start_ms:
@@ -244,6 +249,16 @@ class Registry:
                 self.armed.remove(armed)
                 self.version += 1
         return fired
+
+    def _next_due(self, armed: Armed, due: int) -> int | None:
+        """A periodic timer's next due time: ``every_ms`` on from this one, +- its jitter."""
+        params = armed.scenario.trigger.params
+        every: float | None = params.get("every_ms")
+        if every is None:
+            return None
+        jitter: float = params.get("jitter_ms") or 0
+        period = every + self._jitter_rng.uniform(-jitter, jitter) if jitter else every
+        return due + max(round(period), 1)
 
     def next_timer(self) -> int | None:
         times = [a.next_ms for a in self.armed if a.next_ms is not None]
@@ -271,6 +286,8 @@ class Registry:
         self._journal_seq += 1
         scenario = armed.scenario
         action = scenario.action.to_json()
+        metrics.fired(scenario.name, scenario.action.type)  # no-op unless metrics are on
+        matched = {k: ctx[k] for k in JOURNAL_KEYS if ctx.get(k) not in (None, "")}
         self._journal.append(
             {
                 "seq": self._journal_seq,
@@ -278,11 +295,12 @@ class Registry:
                 "scenario_id": armed.id,
                 "scenario": scenario.name,
                 "trigger": scenario.trigger.type,
-                "matched": {k: ctx[k] for k in JOURNAL_KEYS if ctx.get(k) not in (None, "")},
+                "matched": matched,
                 "action": action,
                 "done": [],
             }
         )
+        self.fire_log.fired(now_ms, armed.id, scenario.name, scenario.trigger.type, action, matched)
         return Firing(armed.id, scenario.name, action, ctx, self._journal_seq, scenario.match.api_key)
 
     # -- the journal --------------------------------------------------------------------------

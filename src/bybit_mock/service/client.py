@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from .. import metrics
 from ..bybit.errors import PARAMS_ERROR, SERVER_ERROR
 from .wire import ManagerChannel, NotSent, WireReply, encode_call
 
@@ -120,6 +122,10 @@ class StateClient:
         self.round_trips = 0
         self.commands = 0
         self.max_batch = 0
+        #: batch sizes and round-trip times (``metrics.py``); None when metrics are off
+        self._metrics = metrics.current()
+        #: when each batch in flight was sent (by its ``waiting`` list's id), with metrics on
+        self._sent_at: dict[int, float] = {}
 
     def start(self) -> None:
         """Connect now rather than on the first command (a worker's first request is not slower)."""
@@ -197,6 +203,9 @@ class StateClient:
         self.max_batch = max(self.max_batch, len(self._pending))
         self._pending = []
         self.round_trips += 1
+        if self._metrics is not None:
+            self._metrics.batch_sent(len(commands))
+            self._sent_at[id(waiting)] = time.perf_counter()
         self._send(channel, commands, waiting)
 
     def _send(self, channel: Channel, commands: list[Command], waiting: list[list[ReplyCallback]]) -> None:
@@ -247,6 +256,12 @@ class StateClient:
             log.error("state service sent a reply nobody waits for; ignored")
             return
         waiting = self._in_flight.popleft()
+        if self._metrics is not None:
+            sent = self._sent_at.pop(id(waiting), None)
+            if sent is not None:
+                self._metrics.round_trip(time.perf_counter() - sent)
+            if not self._in_flight:
+                self._sent_at.clear()  # (a batch that was split or failed is never answered here)
         kind, value = reply
         if kind == "#RETURN" and isinstance(value, list) and len(value) == len(waiting):
             replies: list[Reply] = value

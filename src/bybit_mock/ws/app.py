@@ -29,6 +29,7 @@ from typing import Any
 
 from picows import WSCloseCode, WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from .. import metrics
 from ..config import MockExchangeConfig
 from ..instruments import CATEGORIES
 from ..service.client import Reply, StateClient
@@ -84,6 +85,11 @@ class WsApp:
         )
         #: every open connection on this worker (what a broadcast WS fault selects from)
         self.listeners: set[BaseListener] = set()
+        #: ``metrics.py``'s instruments (None when metrics are off): connections, messages out
+        self.metrics = metrics.current() if config.metrics else None
+        if self.metrics is not None:
+            self.listeners = metrics.CountedListeners(self.metrics)
+            self._symbols = {inst.symbol for inst in config.instruments}
         self.market_faults = MarketFaults(self.publisher, loop, self.subscribers.keys)
         self.scenarios = WsScenarios(self, self.market_faults)
         self.publisher.on_batches = self._on_batches
@@ -108,6 +114,11 @@ class WsApp:
         faults, then the public message triggers (each a no-op while nothing is armed)."""
         self.market_faults.filter(category, batches)
         self.scenarios.count_public(category, batches)
+        if self.metrics is not None:
+            subscribers = self.subscribers
+            self.metrics.ws_public_batches(
+                category, batches, lambda topic: len(subscribers.get((category, topic), ())), self._symbols
+            )
 
     def listener_factory(self, request: WSUpgradeRequest) -> Any:
         path = request.path.decode("latin-1").split("?", 1)[0]
@@ -165,6 +176,8 @@ class WsApp:
                         if payload is None:
                             payload = encoded[name] = messages.private_push(name, data, new_push_id(), now)
                         conn.send(payload)
+                        if self.metrics is not None:
+                            self.metrics.ws_sent("private", name, 1)
 
     def load_markets(self, models: bytes) -> None:
         """Publish from the engine's models (``market_models`` sends them pickled)."""
