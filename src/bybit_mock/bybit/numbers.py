@@ -36,6 +36,27 @@ _PLAIN_UNSIGNED = re.compile(rf"[0-9]{{1,{MAX_INT_DIGITS}}}")
 _INT_LIMIT = 10**MAX_INT_DIGITS
 _ONE = Decimal(1)
 
+#: Kept decimals by exact text (digits and exponent: ``Decimal`` equality ignores the exponent,
+#: and ``"0.10"`` must stay ``"0.10"``). Each Decimal is ~104 B and the engine keeps ~10 per
+#: order in its history; quantities, prices, fees and cumulative values repeat endlessly in a
+#: busy loop, so kept records share one instance of each (Decimals are immutable). Bounded: a
+#: full table is dropped and refilled; what was already shared stays shared.
+_SHARED: dict[str, Decimal] = {}
+#: request texts already parsed (a client sends the same few quantities and prices again)
+_PARSED: dict[str, Decimal] = {}
+SHARED_MAX = 4096
+
+
+def shared(value: Decimal) -> Decimal:
+    """The one kept instance of ``value`` (same digits and exponent), for records kept long."""
+    key = str(value)
+    kept = _SHARED.get(key)
+    if kept is None:
+        if len(_SHARED) >= SHARED_MAX:
+            _SHARED.clear()
+        kept = _SHARED[key] = value
+    return kept
+
 
 def fmt(value: Decimal) -> str:
     """``Decimal('100000') -> '100000'``, ``Decimal('0.12300000') -> '0.123'``."""
@@ -52,7 +73,14 @@ def fmt_scale(value: Decimal, places: int) -> str:
 def parse_decimal(raw: object) -> Decimal | None:
     """A request number (plain decimal string, JSON int or float) as Decimal; None if it is not one."""
     if type(raw) is str:  # the common case: JSON strings and query strings
-        return Decimal(raw) if _PLAIN_DECIMAL.fullmatch(raw) else None
+        kept = _PARSED.get(raw)  # only texts that passed the grammar are in it
+        if kept is None:
+            if not _PLAIN_DECIMAL.fullmatch(raw):
+                return None
+            if len(_PARSED) >= SHARED_MAX:
+                _PARSED.clear()
+            kept = _PARSED[raw] = shared(Decimal(raw))
+        return kept
     if type(raw) is int:  # bool is a subclass of int; ``type() is`` leaves it out
         return Decimal(raw) if -_INT_LIMIT < raw < _INT_LIMIT else None
     if type(raw) is float:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
-from ..bybit.numbers import fmt, parse_decimal
+from ..bybit.numbers import fmt, parse_decimal, shared
 from ..config import InstrumentConfig, to_decimal
 from . import requests
 from .accounts import ZERO, Account
@@ -44,8 +44,9 @@ def log_fill(
 
     def row(coin: str, flow: Decimal, fee: Decimal, qty: Decimal, size: Decimal = ZERO) -> LogEntry:
         return LogEntry(
-            seq(), e.time_ms, "TRADE", coin, flow, fee, account.balance_of(coin).wallet, inst.category,
-            inst.symbol, o.side, qty, size, e.price, e.fee_rate, e.exec_id, o.order_id, o.link_id,
+            seq(), e.time_ms, "TRADE", coin, shared(flow), shared(fee), account.balance_of(coin).wallet,
+            inst.category, inst.symbol, o.side, shared(qty), shared(size), e.price, e.fee_rate, e.exec_id,
+            o.order_id, o.link_id,
         )  # fmt: skip
 
     if inst.category != "spot":  # cashFlow: the realised PnL; size: the position after, signed

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ..bybit.numbers import shared
 from .accounts import notional
 
 ZERO = Decimal(0)
@@ -119,9 +120,10 @@ class Order:
     def fill(self, qty: Decimal, price: Decimal, fee: Decimal, now_ms: int) -> None:
         assert self.status in ACTIVE, f"fill on a {self.status} order {self.order_id}"
         assert ZERO < qty <= self.qty - self.cum_qty, f"fill {qty} beyond leaves {self.qty - self.cum_qty}"
-        self.cum_qty += qty
-        self.cum_value += notional(self.category, qty, price)
-        self.cum_fee += fee
+        # shared: kept for the order's life in the history, and the same few values recur
+        self.cum_qty = shared(self.cum_qty + qty)
+        self.cum_value = shared(self.cum_value + notional(self.category, qty, price))
+        self.cum_fee = shared(self.cum_fee + fee)
         self.status = "Filled" if self.cum_qty == self.qty else "PartiallyFilled"
         self.updated_ms = now_ms
 

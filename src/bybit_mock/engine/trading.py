@@ -30,6 +30,7 @@ import orjson
 
 from ..bybit import errors, params
 from ..bybit.errors import BybitError
+from ..bybit.numbers import shared
 from ..config import InstrumentConfig
 from ..instruments import TRADED
 from . import margin as margins
@@ -270,7 +271,7 @@ class Trading(Part):
         now: int,
     ) -> Execution:
         rate = inst.maker_fee if maker else inst.taker_fee
-        fee = fee_of(inst, order.side, qty, price, rate)
+        fee = shared(fee_of(inst, order.side, qty, price, rate))  # kept by the fill, order and log
         seq = self.book.ids.seq()
         key = (inst.category, inst.symbol, order.position_idx)
         held = account.positions.get(key)
@@ -279,7 +280,7 @@ class Trading(Part):
         order_price = order.price
         order.fill(qty, price, fee, now)
         order.fee_coin = result.fee_coin
-        order.closed_pnl += result.pnl - fee if result.closed_size else ZERO
+        order.closed_pnl = shared(order.closed_pnl + (result.pnl - fee if result.closed_size else ZERO))
         execution = Execution(
             exec_id=self.book.ids.uuid(),
             order=order,
@@ -291,12 +292,12 @@ class Trading(Part):
             is_maker=maker,
             time_ms=now,
             mark_price=self.margin.mark((inst.category, inst.symbol)),
-            closed_size=result.closed_size,
-            pnl=result.pnl,
+            closed_size=shared(result.closed_size),
+            pnl=shared(result.pnl),
             seq=seq,
             order_qty=order.qty,
             order_price=order_price,
-            leaves_qty=order.leaves_qty,
+            leaves_qty=shared(order.leaves_qty),
         )
         self.book.record_fill(account, execution, log_fill(account, inst, execution, result, self.book.ids.seq))
         if inst.category != "spot":
