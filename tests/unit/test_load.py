@@ -8,6 +8,7 @@ import asyncio
 import heapq
 import itertools
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -16,7 +17,11 @@ from bybit_mock.load.command import TargetError, check_target, main
 from bybit_mock.load.mix import OPERATIONS, MixError, parse_mix
 from bybit_mock.load.report import Recorder, result_document
 from bybit_mock.load.rest import RestSession, RestTarget, ret_code_of
+from bybit_mock.load.runner import Plan, count_subscribers, split
 from bybit_mock.load.schedule import OpenLoopSchedule, closed_loop, drive_open_loop, serve_queue
+from bybit_mock.load.ws import TIME_FIELDS, WsClient, push_time_ms
+from bybit_mock.market.messages import ticker_message
+from bybit_mock.ws.messages import private_push
 
 MS = 1_000_000
 
@@ -183,7 +188,8 @@ def test_result_document_shape() -> None:
     rec = _recorder(list(range(1, 1001)), ["0"] * 990 + ["10001"] * 10)
     rec.transport_error("ws_trade", "disconnected")
     doc = result_document(rec, {"mode": "closed"}, elapsed_s=2.0)
-    assert list(doc) == ["run", "elapsed_s", "errors", "totals", "operations", "counters"]
+    assert list(doc) == ["run", "elapsed_s", "errors", "totals", "operations", "counters", "delivery_lag"]
+    assert doc["delivery_lag"] == {}  # no subscriber measured anything
     assert doc["run"] == {"mode": "closed"} and doc["elapsed_s"] == 2.0
     assert doc["totals"] == {
         "answered": 1000,
@@ -254,3 +260,65 @@ def test_command_refuses_before_loading(capsys: pytest.CaptureFixture[str]) -> N
     assert "unknown operation" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--rest-url", "http://127.0.0.1:1"])  # --duration is required: no unbounded run
+
+
+# -- subscribers: delivery lag, silent subscribers, topics spread --------------------------------
+
+
+def test_push_time_is_read_from_the_top_level_field() -> None:
+    # a linear ticker puts ``ts`` after ``data``; nothing inside ``data`` may be taken for it
+    ticker = ticker_message(
+        "tickers.ETHUSDT", "delta", {"symbol": "ETHUSDT", "lastPrice": "2000"}, 7, 1700000000123, False
+    )
+    assert push_time_ms(ticker, TIME_FIELDS["ws_public"]) == 1700000000123
+    book = b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1700000000456,"data":{"s":"BTCUSDT"},"cts":1}'
+    assert push_time_ms(book, TIME_FIELDS["ws_public"]) == 1700000000456
+    push = private_push("order", b"[]", "id-1", 1700000000789)
+    assert push_time_ms(push, TIME_FIELDS["ws_private"]) == 1700000000789
+    assert push_time_ms(b'{"topic":"x","data":[]}', TIME_FIELDS["ws_public"]) is None
+    assert push_time_ms(b'{"topic":"x","ts":null}', TIME_FIELDS["ws_public"]) is None
+
+
+def test_delivery_lag_is_recorded_per_channel_while_measuring() -> None:
+    rec = Recorder()
+    public, private = WsClient("ws_public", rec), WsClient("ws_private", rec)
+    now_ms = time.time_ns() // MS
+    public.on_text(b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":%d,"data":[]}' % (now_ms - 50))
+    assert public.received == 0 and not rec.lags  # before the window: counted as a message only
+    public.measuring = private.measuring = True
+    for _ in range(3):
+        public.on_text(b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":%d,"data":[]}' % (now_ms - 50))
+    private.on_text(private_push("wallet", b"[]", "w1", now_ms - 200))
+    public.on_text(b'{"success":true,"ret_msg":"","conn_id":"c","req_id":"","op":"subscribe"}')  # an ack
+    assert public.received == 3 and private.received == 1
+    assert rec.counters["ws_public.messages"] == 4 and rec.counters["ws_private.messages"] == 1
+    merged = Recorder()  # lags merge across processes like the latencies
+    merged.merge(rec.export())
+    merged.merge(Recorder().export())
+    lag = result_document(merged, {}, elapsed_s=1.0)["delivery_lag"]
+    assert list(lag) == ["ws_private.delivery_lag", "ws_public.delivery_lag"]
+    assert lag["ws_public.delivery_lag"]["count"] == 3 and lag["ws_private.delivery_lag"]["count"] == 1
+    # received after the push's time: at least the 50 (200) ms it was stamped in the past
+    assert 50 <= lag["ws_public.delivery_lag"]["lag_ms"]["p50"] < 50 + 60_000
+    assert 200 <= lag["ws_private.delivery_lag"]["lag_ms"]["max"] < 200 + 60_000
+    assert list(lag["ws_public.delivery_lag"]["lag_ms"]) == ["p50", "p90", "p99", "p99.9", "max", "mean"]
+
+
+def test_silent_subscribers_are_counted() -> None:
+    rec = Recorder()
+    clients = [WsClient("ws_public", rec) for _ in range(3)] + [WsClient("ws_private", rec)]
+    clients[0].received = 5
+    clients[3].received = 1
+    count_subscribers(clients, rec)
+    assert rec.counters == {
+        "ws_public.subscribers": 3,
+        "ws_public.silent_subscribers": 2,
+        "ws_private.subscribers": 1,
+        "ws_private.silent_subscribers": 0,  # present at 0: "none silent" is a reported figure
+    }
+
+
+def test_spread_topics_round_robin_continues_across_processes() -> None:
+    plan = Plan(RestTarget("127.0.0.1", 1, "k", "s"), "ws://x", parse_mix(""), 1.0, ws_public=7, spread_topics=True)
+    parts = split(plan, 3)
+    assert [(p.ws_public, p.public_offset) for p in parts] == [(3, 0), (2, 3), (2, 5)]

@@ -26,6 +26,17 @@ def new_histogram() -> Any:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
+def _histogram(table: dict[str, Any], name: str) -> Any:
+    hist = table.get(name)
+    if hist is None:
+        hist = table[name] = new_histogram()
+    return hist
+
+
+def _clamped_us(ns: int) -> int:
+    return int(min(max(ns // 1000, LOWEST_US), HIGHEST_US))
+
+
 class Recorder:
     """One process's (or, after merging, the whole run's) measurements."""
 
@@ -37,13 +48,17 @@ class Recorder:
         self.transport: dict[str, Counter[str]] = {}
         #: plain counts, e.g. ``ws_public.messages``
         self.counters: Counter[str] = Counter()
+        #: delivery lag of pushes per channel (``ws_public.delivery_lag`` ...): histograms only,
+        #: kept apart from the operations, which are answers with a retCode
+        self.lags: dict[str, Any] = {}
 
     def record(self, op: str, latency_ns: int, ret_code: str) -> None:
-        hist = self.histograms.get(op)
-        if hist is None:
-            hist = self.histograms[op] = new_histogram()
-        hist.record_value(min(max(latency_ns // 1000, LOWEST_US), HIGHEST_US))
+        _histogram(self.histograms, op).record_value(_clamped_us(latency_ns))
         self.ret_codes.setdefault(op, Counter())[ret_code] += 1
+
+    def record_lag(self, name: str, lag_ns: int) -> None:
+        """A push's delivery lag; one below 1 µs (clock truncation) is recorded as 1 µs."""
+        _histogram(self.lags, name).record_value(_clamped_us(lag_ns))
 
     def transport_error(self, op: str, kind: str) -> None:
         self.transport.setdefault(op, Counter())[kind] += 1
@@ -65,19 +80,19 @@ class Recorder:
             "ret_codes": {op: dict(c) for op, c in self.ret_codes.items()},
             "transport": {op: dict(c) for op, c in self.transport.items()},
             "counters": dict(self.counters),
+            "lags": {name: h.encode() for name, h in self.lags.items()},
         }
 
     def merge(self, exported: dict[str, Any]) -> None:
         for op, encoded in exported["histograms"].items():
-            hist = self.histograms.get(op)
-            if hist is None:
-                hist = self.histograms[op] = new_histogram()
-            hist.add(HdrHistogram.decode(encoded))
+            _histogram(self.histograms, op).add(HdrHistogram.decode(encoded))
         for op, codes in exported["ret_codes"].items():
             self.ret_codes.setdefault(op, Counter()).update(codes)
         for op, kinds in exported["transport"].items():
             self.transport.setdefault(op, Counter()).update(kinds)
         self.counters.update(exported["counters"])
+        for name, encoded in exported["lags"].items():
+            _histogram(self.lags, name).add(HdrHistogram.decode(encoded))
 
 
 def latency_summary(hist: Any) -> dict[str, float]:
@@ -122,6 +137,10 @@ def result_document(recorder: Recorder, run: dict[str, Any], elapsed_s: float) -
         },
         "operations": operations,
         "counters": dict(sorted(recorder.counters.items())),
+        "delivery_lag": {
+            name: {"count": hist.get_total_count(), "lag_ms": latency_summary(hist)}
+            for name, hist in sorted(recorder.lags.items())
+        },
     }
 
 

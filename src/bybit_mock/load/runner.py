@@ -34,6 +34,9 @@ OPEN_LOOP_CONNECTIONS = 64
 #: how long past the end an operation still in flight may take before the process gives up
 DRAIN_S = 2.0
 PROGRESS_EVERY_S = 0.5
+#: subscribers a process connects at once (one by one, 10 000 take minutes; all at once
+#: overflow the server's listen backlog)
+CONNECT_BATCH = 64
 #: a ready process waits this long at most for the others and the parent's start signal
 START_WAIT_S = 120.0
 
@@ -54,6 +57,10 @@ class Plan:
     public_topics: tuple[str, ...] = ()
     private_topics: tuple[str, ...] = ()
     seed: int = 0
+    #: each public subscriber takes one of ``public_topics``, round-robin over the whole run
+    #: (``public_offset``: this process's first subscriber's place in that round), not all of them
+    spread_topics: bool = False
+    public_offset: int = 0
 
 
 def _share(total: int, parts: int, index: int) -> int:
@@ -63,16 +70,19 @@ def _share(total: int, parts: int, index: int) -> int:
 def split(plan: Plan, processes: int) -> list[Plan]:
     """The per-process plans; processes with nothing to do are left out."""
     plans = []
+    public_offset = 0
     for i in range(processes):
         part = replace(
             plan,
             connections=_share(plan.connections, processes, i),
             rate=plan.rate / processes,
             ws_public=_share(plan.ws_public, processes, i),
+            public_offset=public_offset,
             ws_private=_share(plan.ws_private, processes, i),
             ws_trade_rate=plan.ws_trade_rate / processes,
             seed=plan.seed * 1000 + i,
         )
+        public_offset += part.ws_public
         if part.rate and not part.connections:
             part = replace(part, connections=1)
         busy = part.mix.names and (part.connections or part.rate)
@@ -102,6 +112,8 @@ async def _process_main(
     ready()
     start = await asyncio.get_running_loop().run_in_executor(None, start_ns)
     end = start + int(plan.duration_s * 1e9)
+    for client in subscribers:
+        client.measuring = True
     tasks: list[asyncio.Task[Any]] = []  # each returns once its last operation is answered
     servers: list[asyncio.Task[None]] = []  # open-loop connections: cancelled at the end
 
@@ -128,22 +140,41 @@ async def _process_main(
         session.close()
     for client in [*subscribers, *([trader] if trader else [])]:
         client.close()
+    count_subscribers(subscribers, recorder)
     return recorder, clock() - start
 
 
+def count_subscribers(subscribers: list[WsClient], recorder: Recorder) -> None:
+    """``<channel>.subscribers`` and ``<channel>.silent_subscribers`` (none received while
+    measuring); both present, 0 included, for every channel that had subscribers."""
+    for client in subscribers:
+        recorder.counters[f"{client.name}.subscribers"] += 1
+        recorder.counters[f"{client.name}.silent_subscribers"] += client.received == 0
+
+
 async def _connect_subscribers(plan: Plan, recorder: Recorder) -> list[WsClient]:
-    clients = []
-    for _ in range(plan.ws_public):
+    """Every subscriber connected (and authenticated) and subscribed, ``CONNECT_BATCH`` at a time."""
+    topics = plan.public_topics
+
+    async def public(k: int) -> WsClient:
         client = WsClient("ws_public", recorder)
         await client.connect(f"{plan.ws_url}/v5/public/linear")
-        await client.subscribe(plan.public_topics)
-        clients.append(client)
-    for _ in range(plan.ws_private):
+        mine = (topics[(plan.public_offset + k) % len(topics)],) if plan.spread_topics and topics else topics
+        await client.subscribe(mine)
+        return client
+
+    async def private(_: int) -> WsClient:
         client = WsClient("ws_private", recorder)
         await client.connect(f"{plan.ws_url}/v5/private")
         await client.auth(plan.rest.api_key, plan.rest.api_secret)
         await client.subscribe(plan.private_topics)
-        clients.append(client)
+        return client
+
+    clients: list[WsClient] = []
+    for make, count in ((public, plan.ws_public), (private, plan.ws_private)):
+        for first in range(0, count, CONNECT_BATCH):
+            batch = range(first, min(count, first + CONNECT_BATCH))
+            clients += await asyncio.gather(*(make(k) for k in batch))
     return clients
 
 
