@@ -32,6 +32,7 @@ ROUTES = {
     ("POST", "/v5/order/create"),
     ("POST", "/v5/order/cancel"),
 }
+USERS = 4
 ACCOUNTS = [AccountConfig(f"load-{n}", f"secret-{n}", {"USDT": 100_000}) for n in range(3)]
 
 
@@ -45,7 +46,7 @@ def run_locust(rest_url: str, tmp_path: Path, *options: str, seconds: int = 3) -
         "BYBIT_MOCK_KEY": ",".join(a.api_key for a in ACCOUNTS),
         "BYBIT_MOCK_SECRET": ",".join(a.api_secret for a in ACCOUNTS),
     }
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "4", "-r", "4",
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(USERS), "-r", str(USERS),
                "-t", f"{seconds}s", "--host", rest_url, "--csv", str(tmp_path / "run"), "--only-summary",
                "--stop-timeout", "10", *options]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
@@ -66,8 +67,10 @@ def assert_clean_run(rows: Rows) -> None:
     assert set(rows) == ROUTES | {("", "Aggregated")}, sorted(rows)  # named by route, nothing else
     for route, row in rows.items():
         assert int(row["Request Count"]) > 0 and int(row["Failure Count"]) == 0, (route, row)
-    # Every order placed was cancelled: --stop-timeout lets each user finish its task.
-    assert rows["POST", "/v5/order/create"]["Request Count"] == rows["POST", "/v5/order/cancel"]["Request Count"]
+    # Every order placed is cancelled in the same task (--stop-timeout lets a user finish it), but
+    # the CSV may be written before the last cancels are counted: one per user at most.
+    creates = int(rows["POST", "/v5/order/create"]["Request Count"])
+    assert 0 <= creates - int(rows["POST", "/v5/order/cancel"]["Request Count"]) <= USERS
 
 
 @pytest.fixture

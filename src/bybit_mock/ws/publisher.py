@@ -309,7 +309,9 @@ class MarketPublisher:
             view.live = False  # the last subscriber left; the next one gets a fresh snapshot
             return
         model = feed.model
-        ts = t_ns // 1_000_000
+        # never before the view's last message: a subscriber's snapshot is stamped "now", and an
+        # event a late wake-up publishes after it may be due a few ms earlier
+        ts = max(t_ns // 1_000_000, view.ts)
         if depth == 1:
             # Level 1 is snapshots only (every category).
             view.reset(model.book, u, seq, ts, self._cts(model, ts))
