@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import uvloop
 
+from bybit_mock.load.rest import split_response
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bybit_mock.bybit.auth import rest_headers
@@ -129,16 +131,10 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buf += data
         while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
+            whole = split_response(self.buf)
+            if whole is None:
                 return
-            head = self.buf[:end]
-            start = head.lower().find(b"content-length:")
-            length = int(head[start + 15 :].split(b"\r\n", 1)[0]) if start >= 0 else 0
-            if len(self.buf) < end + 4 + length:
-                return
-            body = self.buf[end + 4 : end + 4 + length]
-            self.buf = self.buf[end + 4 + length :]
+            head, body, self.buf = whole
             ok = head.startswith(b"HTTP/1.1 200") and (b'"retCode":0' in body or not body.startswith(b'{"retCode"'))
             self.last_body = body
             self.stats.record(time.perf_counter_ns() - self.sent, ok)

@@ -26,6 +26,20 @@ ORDER_QTY = "0.001"
 SYMBOL = "BTCUSDT"
 
 
+
+def split_response(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """The first whole response in ``buf`` as (head, body, what follows), or None until it is
+    all in (the mock always sends Content-Length; no chunked bodies)."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end]
+    start = head.lower().find(b"content-length:")
+    length = int(head[start + 15 :].split(b"\r\n", 1)[0]) if start >= 0 else 0
+    if len(buf) < end + 4 + length:
+        return None
+    return head, buf[end + 4 : end + 4 + length], buf[end + 4 + length :]
+
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection; :meth:`call` sends a request and returns (status, body)."""
 
@@ -40,16 +54,10 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
+        whole = split_response(self.buf)
+        if whole is None:
             return
-        head = self.buf[:end]
-        start = head.lower().find(b"content-length:")
-        length = int(head[start + 15 :].split(b"\r\n", 1)[0]) if start >= 0 else 0
-        if len(self.buf) < end + 4 + length:
-            return
-        body = self.buf[end + 4 : end + 4 + length]
-        self.buf = self.buf[end + 4 + length :]
+        head, body, self.buf = whole
         if self.waiter is not None and not self.waiter.done():
             try:
                 status = int(head[9:12])
