@@ -61,7 +61,7 @@ from .margin import Margin
 from .positions import PositionSettings
 from .pushes import Pushes
 from .queries import Queries
-from .ratelimits import LimitInfo, RateLimiter, cost_of
+from .ratelimits import RATE_LIMITED, LimitInfo, RateLimiter, rate_limited
 from .scenario_calls import ScenarioCalls
 from .tpsl import PositionStops
 from .trading import Trading
@@ -74,8 +74,6 @@ Clock = Callable[[], int]
 Reply = tuple[int, Any]
 #: A ``rate_limited`` command's reply: a :data:`Reply` and the limiter's header values.
 LimitedReply = tuple[int, Any, LimitInfo]
-#: The command that counts a REST request against Bybit's limits, then runs it (see above).
-RATE_LIMITED = "rate_limited"
 Command = tuple[str, tuple[Any, ...]]
 #: seconds arming a scenario waits for every worker to know of it
 ARM_ACK_TIMEOUT = 2.0
@@ -218,31 +216,11 @@ class Exchange:
     def _apply(self, op: str, args: tuple[Any, ...]) -> Reply | LimitedReply:
         if op == RATE_LIMITED:
             try:
-                return self._rate_limited(*args)
+                return rate_limited(self.limiter, self._run, *args)
             except Exception as exc:  # a malformed command (a worker bug) fails alone
                 log.exception("state command %s failed", op)
                 return (errors.SERVER_ERROR, f"Server error: {type(exc).__name__}: {exc}")
         return self._run(op, args)
-
-    def _rate_limited(self, api_key: str, path: str, op: str, args: tuple[Any, ...]) -> LimitedReply:
-        """A signed REST request under Bybit's limits: counted, then ``op(*args)`` if it fits.
-
-        ``op`` "" is a request the worker answers itself and only needs counted. A batch with
-        more orders than slots left runs its first orders only; the others fail with 10006
-        in its ``retExtInfo`` (``Trading.order_batch``'s ``allowed``)."""
-        if op == RATE_LIMITED:
-            raise ValueError("rate_limited cannot wrap itself")
-        query = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-        cost = cost_of(path, query)
-        granted, info = self.limiter.hit(api_key, path, query.get("category"), cost)
-        if not granted:
-            return (errors.TOO_MANY_VISITS, errors.TOO_MANY_VISITS_MSG, info)
-        if not op:
-            return (0, None, info)
-        if granted < cost:
-            args = (*args, granted)
-        code, value = self._run(op, args)
-        return (code, value, info)
 
     def _run(self, op: str, args: tuple[Any, ...]) -> Reply:
         fn = self._ops.get(op)
@@ -422,8 +400,8 @@ class Exchange:
             raise ValueError("side must be 'Buy' or 'Sell'")
         if qty < 0 or price <= 0:
             raise ValueError("size must be >= 0 and entry_price > 0")
-        with self._lock:
-            self._instrument(category, symbol)
+        with self._changing():
+            inst = self._instrument(category, symbol)
             account = self.book.account(api_key)
             if position_idx not in account.position_indices(category, symbol):
                 raise ValueError(f"position_idx {position_idx} does not match {symbol}'s position mode")
@@ -451,8 +429,7 @@ class Exchange:
             )
             self.book.touch()
             if push:
-                with self._changing():
-                    self.pushes.emit_position(account, self._instrument(category, symbol), position_idx)
+                self.pushes.emit_position(account, inst, position_idx)
 
     def set_mark_price(self, symbol: str, price: Decimal | int | str, category: str = "linear") -> None:
         """Jump the market to ``price``: the book, the streams and the mark price move together."""
@@ -574,10 +551,11 @@ class Exchange:
         with self._lock:
             self.scenarios.registry.clear_journal()
 
-    # -- what scenario effects do to accounts and markets (called under the lock) -------------
-
     def now_ms(self) -> int:
+        """The engine's clock (scenario effects read it, under the lock)."""
         return self._clock()
+
+    # -- canned market data (``canned_calls.py``) ---------------------------------------------
 
     def market_append(self, kind: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add canned items (dicts, as JSON has them) to their symbols' streams: ``canned_calls.py``."""

@@ -40,6 +40,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from ..bybit import errors
+
 #: How far ahead of now a 10006's reset timestamp is at least (see the module docstring).
 RESET_LEAD_MS = 100
 
@@ -183,3 +185,32 @@ def header_lines(info: LimitInfo) -> bytes:
         info.remaining,
         info.reset_ms,
     )
+
+
+#: the engine command that counts a REST request against Bybit's limits, then runs it
+RATE_LIMITED = "rate_limited"
+#: how a ``rate_limited`` command runs the command it wraps: ``(code, value)``
+Run = Callable[[str, tuple[Any, ...]], tuple[int, Any]]
+
+
+def rate_limited(
+    limiter: RateLimiter, run: Run, api_key: str, path: str, op: str, args: tuple[Any, ...]
+) -> tuple[int, Any, LimitInfo]:
+    """A signed REST request under Bybit's limits: counted, then ``run(op, args)`` if it fits.
+
+    ``op`` "" is a request the worker answers itself and only needs counted. A batch with
+    more orders than slots left runs its first orders only; the others fail with 10006
+    in its ``retExtInfo`` (``Trading.order_batch``'s ``allowed``)."""
+    if op == RATE_LIMITED:
+        raise ValueError("rate_limited cannot wrap itself")
+    query = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+    cost = cost_of(path, query)
+    granted, info = limiter.hit(api_key, path, query.get("category"), cost)
+    if not granted:
+        return (errors.TOO_MANY_VISITS, errors.TOO_MANY_VISITS_MSG, info)
+    if not op:
+        return (0, None, info)
+    if granted < cost:
+        args = (*args, granted)
+    code, value = run(op, args)
+    return (code, value, info)
