@@ -148,14 +148,14 @@ class RestApp:
         local: bytes | None = None
         if isinstance(result, StateCall):
             if route.signed and self.rate_limited:
-                command = ("rate_limited", (api_key, request.path, result.op, result.args))
+                command = (ratelimits.RATE_LIMITED, (api_key, request.path, result.op, result.args))
             else:
                 command = (result.op, result.args)
         else:
             local = result
             if route.signed and self.rate_limited:  # answered here, but counted by the engine
-                command = ("rate_limited", (api_key, request.path, "", (api_key, params)))
-        if self.faults.armed and self.faults.is_armed(request.path, method):
+                command = (ratelimits.RATE_LIMITED, (api_key, request.path, "", (api_key, params)))
+        if self.faults.armed and self.faults.may_fire(request.path, method, api_key, params):
             self.faults.run(request, respond, method, api_key, params, command, local)
         elif command is not None:
             self.state.submit(*command, lambda reply: _answer(reply, respond, local))

@@ -117,8 +117,11 @@ class RestFaults:
         return methods is not None and ("*" in methods or method in methods)
 
     def may_fire(self, path: str, method: str, api_key: str, params: dict[str, Any]) -> bool:
-        """Whether a scenario armed on this route may fire for this request (the caller checked
-        :meth:`is_armed`): False only if no armed scenario's method and match fit it."""
+        """Whether a scenario armed on this route and method may fire for this request: False
+        if none is, or if no armed scenario's match fits it; the request then goes its usual
+        way, as if nothing were armed (the engine would neither fire, nor draw, nor journal)."""
+        if not self.is_armed(path, method):
+            return False
         when = self.when.get(path)
         if when is None:
             return True
@@ -149,13 +152,8 @@ class RestFaults:
         command: tuple[str, tuple[Any, ...]] | None,
         local: bytes | None,
     ) -> None:
-        """``command`` is what the request would have sent (None: answered here with ``local``)."""
-        if not self.may_fire(request.path, method, api_key, params):  # as if nothing were armed
-            if command is not None:
-                self.state.submit(*command, lambda reply: self.answer(reply, respond, local))
-            else:
-                self.answer((0, local or b""), respond, None)
-            return
+        """``command`` is what the request would have sent (None: answered here with ``local``);
+        the caller has checked that an armed scenario may fire for it (:meth:`may_fire`)."""
         op, args = command if command is not None else (None, ())
 
         def answered(reply: Reply) -> None:
