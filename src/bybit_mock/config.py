@@ -79,10 +79,6 @@ DEMO_API_SECRET = "bybit-mock-demo-secret"
 DEMO_USDT = Decimal("100000")
 
 
-
-
-
-
 @dataclass
 class PositionConfig:
     """An open position an account starts with."""
@@ -405,20 +401,6 @@ class MockExchangeConfig:
         return cls(accounts=accounts, instruments=instruments, market=market, **server, **scenario_settings)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def _account_from(raw: object) -> AccountConfig:
     table = table_of(raw, "accounts")
     key = string_in(table, "api_key", "[[accounts]]")
@@ -443,15 +425,3 @@ def _account_from(raw: object) -> AccountConfig:
     activity = None if raw_activity is None else activity_from(raw_activity, f"accounts.{key}.activity")
     no_extra_keys(table, f"account {key}")
     return AccountConfig(key, secret, balances, positions, activity)
-
-
-
-
-
-
-
-
-
-
-
-

@@ -238,7 +238,7 @@ def test_toml_scenarios_are_the_json_form(tmp_path: Path) -> None:
 def test_toml_scenarios_table_with_seed_and_journal_limit(tmp_path: Path) -> None:
     path = tmp_path / "mock.toml"
     path.write_text(
-        '[scenarios]\nseed = 7\njournal_limit = 50\narmed = [\n'
+        "[scenarios]\nseed = 7\njournal_limit = 50\narmed = [\n"
         '  { trigger = { type = "order_cancel" }, action = { type = "delay", ms = 10 } },\n]\n'
     )
     cfg = MockExchangeConfig.from_toml(path)

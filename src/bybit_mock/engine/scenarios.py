@@ -313,9 +313,7 @@ class ScenarioEffects:
         for message in messages:
             self._route(api_key, message, faults, now)
 
-    def _route(
-        self, api_key: str, message: tuple[str, str, bytes], faults: list[StreamFault], now: int
-    ) -> None:
+    def _route(self, api_key: str, message: tuple[str, str, bytes], faults: list[StreamFault], now: int) -> None:
         """One message through the first fault that applies to it (each message meets one)."""
         out = (api_key, [message])
         for fault in faults:

@@ -26,7 +26,6 @@ ORDER_QTY = "0.001"
 SYMBOL = "BTCUSDT"
 
 
-
 def split_response(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
     """The first whole response in ``buf`` as (head, body, what follows), or None until it is
     all in (the mock always sends Content-Length; no chunked bodies)."""
@@ -39,6 +38,7 @@ def split_response(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
     if len(buf) < end + 4 + length:
         return None
     return head, buf[end + 4 : end + 4 + length], buf[end + 4 + length :]
+
 
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection; :meth:`call` sends a request and returns (status, body)."""
