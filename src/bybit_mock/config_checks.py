@@ -133,7 +133,7 @@ def instrument_from(raw: object) -> InstrumentConfig:
     for name in _INSTRUMENT_DECIMALS:
         if name in table:
             kwargs[name] = to_decimal(table.pop(name), f"instrument {symbol} {name}")
-    for name in ("launch_time_ms", "symbol_id"):
+    for name in ("launch_time_ms", "symbol_id", "funding_interval_s"):
         if name in table:
             value = table.pop(name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -144,8 +144,8 @@ def instrument_from(raw: object) -> InstrumentConfig:
         if required not in kwargs:
             raise ConfigError(f"instrument {symbol}: {required} is required")
     kwargs.setdefault("max_mkt_qty", kwargs["max_qty"])
-    for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty"):
-        if kwargs[name] <= 0:
+    for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty", "funding_interval_s"):
+        if kwargs.get(name, 1) <= 0:
             raise ConfigError(f"instrument {symbol}: {name} must be > 0")
     return InstrumentConfig(symbol, category, base, quote, **kwargs)
 

@@ -61,6 +61,8 @@ class InstrumentConfig:
     maintenance_margin_rate: Decimal = Decimal("0.005")
     launch_time_ms: int = 1585526400000
     symbol_id: int = 0
+    #: perpetuals: seconds between funding settlements (Bybit's 8 h; seconds, for soak tests)
+    funding_interval_s: int = 28800
 
     @property
     def settle_coin(self) -> str:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from .config import SymbolMarketConfig
 
 
+#: Bybit's funding rate with no premium: the interest rate part, 0.01 % per 8 h
+BASE_FUNDING_RATE = Decimal("0.0001")
+
+
 class Trade(NamedTuple):
     t_ms: int
     side: str  # taker side
@@ -87,6 +91,8 @@ class MarketModel(Protocol):
     def book_u(self, depth: int) -> int: ...  # ``u`` of the last ``orderbook.{depth}`` message
     def mark_tick(self) -> int: ...
     def mark_price(self) -> Decimal: ...
+    def index_price(self) -> Decimal: ...
+    def funding_rate(self) -> Decimal: ...  # the rate that settles at the next funding time, as of now
     def set_price(self, price: Decimal) -> None: ...  # a jump: the best ask moves to ``price``
     def ticker_snapshot(self) -> dict[str, Any] | None: ...  # a recorded ticker, if there is one
 
@@ -139,3 +145,12 @@ class PricedMarket:
 
     def mark_price(self) -> Decimal:
         return self.prices.decimal(self.last_tick)
+
+    def index_price(self) -> Decimal:
+        """The index price (for now the mark: the price model makes the three distinct)."""
+        return self.mark_price()
+
+    def funding_rate(self) -> Decimal:
+        """The funding rate that settles at the next funding time, as of now (for now Bybit's
+        base rate, 0.01 %: the price model derives it from the premium)."""
+        return BASE_FUNDING_RATE
