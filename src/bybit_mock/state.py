@@ -185,3 +185,12 @@ class MockExchangeState:
         of ``items``, ``released`` (scheduled) and ``applied`` (in the market now)."""
         status: dict[str, Any] = self._proxy.market_step(category, symbol, 0)
         return status
+
+    def activity(self) -> dict[str, dict[str, Any]]:
+        """Each configured account's private activity since the last reset, by API key:
+        ``mode``, ``rate``, ``started_ms``, and how many events were ``done``, ``failed``
+        (consistent: refused by the engine, no margin left) and ``skipped`` (due during a stall
+        of more than a second, dropped rather than burst). ``done + failed + skipped`` is what
+        the rate made due by now (``docs/soak.md``)."""
+        status: dict[str, dict[str, Any]] = self._proxy.activity_status()
+        return status

@@ -96,3 +96,28 @@ async def test_canned_activity_arrives_at_its_rate_and_rest_knows_nothing_of_it(
     history = session.get_order_history(category="linear", symbol="BTCUSDT")["result"]["list"]
     assert not order_ids & {o["orderId"] for o in history}
     assert session.get_executions(category="linear", symbol="BTCUSDT")["result"]["list"] == []
+
+
+FAST = AccountConfig("activity-fast", "s3", {"USDT": Decimal(10**7)}, activity=ActivityConfig("consistent", 10_000))
+
+
+async def test_consistent_activity_keeps_10_000_events_a_second() -> None:
+    """The top of the range, end to end: the engine runs every event on time (nothing
+    skipped, nothing refused), each one's order item reaches a private socket, and the items'
+    engine times show the rate within 2 % over the span received."""
+    config = MockExchangeConfig(accounts=[FAST], rest_workers=1, ws_workers=1)
+    with MockExchange(config) as ex:
+        ex.state.freeze_market()
+        async with connect(ex.ws_private_url, max_size=None) as ws:
+            await private(ex, FAST, ws)
+            got = await collect(ws, 3.0)
+        status = ex.state.activity()[FAST.api_key]
+    times = sorted(int(item["updatedTime"]) for m in got if m["topic"] == "order" for item in m["data"])
+    span_ms = times[-1] - times[0]
+    assert span_ms > 2000, "less than two seconds of activity arrived"
+    inside = sum(times[0] < t <= times[-1] for t in times)  # the first tick's events are before the span
+    assert abs(inside - 10_000 * span_ms / 1000) <= 0.02 * 10_000 * span_ms / 1000
+    assert status["mode"] == "consistent" and status["failed"] == 0 and status["skipped"] == 0
+    assert status["done"] >= len(times)
+    # one push per tick, not one per event: a tick's events share a frame
+    assert len([m for m in got if m["topic"] == "order"]) < len(times) / 10

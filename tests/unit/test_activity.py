@@ -219,3 +219,39 @@ def test_a_canned_file_must_hold_private_messages(tmp_path: Any) -> None:
     path.write_text('{"topic": "order", "data": []}\n\n[1, 2]\n')
     with pytest.raises(ValueError, match=r"bad\.jsonl:3"):
         PrivateReplay.load(str(path))
+
+
+def test_one_tick_of_an_account_is_one_push_with_the_state_at_its_end() -> None:
+    ex, clock = exchange("consistent", 1000)  # 10 events per 10 ms tick
+    cursor = ex.events.cursor
+    advance(ex, clock, 50)
+    _, events = ex.events.wait(cursor, 0)
+    pushes = [data[1] for kind, data in events if kind == "private"]
+    assert len(pushes) == 5  # one per tick, not one per event
+    for push in pushes:
+        topics = [message[0] for message in push]
+        assert topics == ["order", "execution", "position", "wallet"]
+    orders = [item for push in pushes for item in orjson.loads(push[0][2])]
+    assert len(orders) == 50 == ex.activity.counts()[KEY].done  # every event's order item, in order
+    assert [o["orderStatus"] for o in orders[:4]] == ["New", "New", "Filled", "Cancelled"]
+    # the wallet and position are pushed once per tick, as they stand after its last event
+    wallet = orjson.loads(pushes[-1][3][2])[0]
+    usdt = next(c for c in wallet["coin"] if c["coin"] == "USDT")
+    assert Decimal(usdt["walletBalance"]) == ex.balances(KEY)["USDT"]
+    (position,) = orjson.loads(pushes[-1][2][2])
+    (held,) = ex.positions(KEY) or [None]
+    assert Decimal(position["size"]) == (held.size if held is not None else 0)
+
+
+def test_a_refused_event_within_a_tick_pushes_nothing_of_its_own() -> None:
+    ex, clock = exchange("consistent", 1000)
+    ex.set_balance(KEY, "USDT", 10)  # room for one order's margin (and its fill's fee), not two
+    cursor = ex.events.cursor
+    advance(ex, clock, 10)
+    counts = ex.activity.counts()[KEY]
+    assert counts.failed and counts.done  # some placements fit, some did not
+    _, events = ex.events.wait(cursor, 0)
+    (push,) = [data[1] for kind, data in events if kind == "private"]
+    orders = orjson.loads(push[0][2])
+    assert len(orders) == counts.done  # the refused ones left no item
+    assert {o["orderId"] for o in orders if o["orderStatus"] == "New"} >= {o.order_id for o in ex.open_orders(KEY)}

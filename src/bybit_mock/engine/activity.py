@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..bybit.errors import BybitError
 from ..config import ActivityConfig, InstrumentConfig
@@ -164,38 +164,56 @@ class Activity:
 
     def run_due(self, now_ms: int) -> bool:
         """Run every event due by ``now_ms`` (under the engine lock); whether any ran. The
-        caller commits: each consistent operation's pushes stand unless it was refused."""
+        caller commits: each consistent operation's pushes stand unless it was refused, and an
+        account's operations of one tick go out as one push, as Bybit batches its stream."""
         book, trading, pushes, events = self._parts()
-        now_ns = now_ms * 1_000_000
         ran = False
-        for stream in self.streams.values():
-            schedule, counts = stream.schedule, stream.counts
-            first = schedule.next_time()
-            if first is not None and first < now_ns - MAX_BACKLOG_NS:
-                before = schedule.count(0)
-                schedule.skip_to(now_ns - MAX_BACKLOG_NS)
-                counts.skipped += schedule.count(0) - before
-            source = stream.source
-            while schedule.pop_due(now_ns) is not None:
-                ran = True
-                if isinstance(source, PrivateReplay):
-                    events.append("private_raw", (stream.api_key, source.next(now_ms)))
-                    counts.done += 1
-                    continue
-                point = pushes.savepoint()
-                try:
-                    source.run(trading, book, now_ms)
-                except BybitError:
-                    pushes.rollback(point)
-                    counts.failed += 1
-                except Exception:  # an engine bug must not stop the clock thread (logged once)
-                    pushes.rollback(point)
-                    if not counts.failed:
-                        log.exception("private activity on %s failed", stream.api_key)
-                    counts.failed += 1
-                else:
-                    counts.done += 1
+        with pushes.coalescing():
+            for stream in self.streams.values():
+                ran = self._run_stream(stream, now_ms, book, trading, pushes, events) or ran
+        return ran
+
+    @staticmethod
+    def _run_stream(
+        stream: _Stream, now_ms: int, book: AccountBook, trading: Trading, pushes: Pushes, events: EventLog
+    ) -> bool:
+        schedule, counts, source = stream.schedule, stream.counts, stream.source
+        now_ns = now_ms * 1_000_000
+        first = schedule.next_time()
+        if first is not None and first < now_ns - MAX_BACKLOG_NS:
+            before = schedule.count(0)
+            schedule.skip_to(now_ns - MAX_BACKLOG_NS)
+            counts.skipped += schedule.count(0) - before
+        ran = False
+        while schedule.pop_due(now_ns) is not None:
+            ran = True
+            if isinstance(source, PrivateReplay):
+                events.append("private_raw", (stream.api_key, source.next(now_ms)))
+                counts.done += 1
+                continue
+            point = pushes.savepoint()
+            try:
+                source.run(trading, book, now_ms)
+            except BybitError:
+                pushes.rollback(point)
+                counts.failed += 1
+            except Exception:  # an engine bug must not stop the clock thread (logged once)
+                pushes.rollback(point)
+                if not counts.failed:
+                    log.exception("private activity on %s failed", stream.api_key)
+                counts.failed += 1
+            else:
+                counts.done += 1
         return ran
 
     def counts(self) -> dict[str, Counts]:
         return {key: stream.counts for key, stream in self.streams.items()}
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Each account's activity since the last reset: its mode, rate, start (ms), and its
+        counts ``done``, ``failed`` and ``skipped`` (``MockExchangeState.activity``)."""
+        return {
+            key: {"mode": s.config.mode, "rate": s.config.rate, "started_ms": s.schedule.epoch_ns // 1_000_000}
+            | asdict(s.counts)
+            for key, s in self.streams.items()
+        }

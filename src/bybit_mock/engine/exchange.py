@@ -555,6 +555,12 @@ class Exchange:
         """The engine's clock (scenario effects read it, under the lock)."""
         return self._clock()
 
+    def activity_status(self) -> dict[str, dict[str, Any]]:
+        """Each configured account's private activity: mode, rate and counts (``activity.py``)."""
+        with self._lock:
+            self._advance()
+            return self.activity.status()
+
     # -- canned market data (``canned_calls.py``) ---------------------------------------------
 
     def market_append(self, kind: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

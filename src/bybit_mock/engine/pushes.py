@@ -14,11 +14,18 @@ account A must never put anything in account B's stream. So:
 
 Pushes are built only for watched accounts (an authenticated private connection on some WS
 worker): encoding is most of an order's cost, and nobody may be listening.
+
+Many changes of one account in one call (the private activity's events due in one tick,
+``activity.py``) can go out as one push (:meth:`coalescing`), as Bybit's own private stream
+batches: every change's order and execution items in one ``order`` and one ``execution``
+message, then the positions and the wallet once, as they stand at the end. The wallet and
+position snapshots are two thirds of a push's cost, and only the last of each says anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -37,6 +44,9 @@ Messages = list[tuple[str, list[dict[str, Any]]]]
 #: already JSON. Encoded once here, it is what every WS worker splices into its frames, and it
 #: is a fifth of the memory of the dicts (the log keeps many thousands of pushes).
 Wire = list[tuple[str, str, bytes]]
+#: in a coalescing call, what a change leaves to build once at the end: its account, its
+#: instrument and the position indices its orders named
+Later = tuple[Account, InstrumentConfig, frozenset[int]]
 
 
 def encode(messages: Messages) -> Wire:
@@ -59,7 +69,8 @@ class Pushes:
         self.instruments = instruments
         self._watchers: dict[str, frozenset[str]] = {}
         self.watched: frozenset[str] = frozenset()
-        self._pending: list[tuple[str, Messages]] = []
+        self._pending: list[tuple[str, Messages, Later | None]] = []
+        self._coalescing = False
         self._side: dict[str, list[Order]] = {}
         #: scenarios' hooks, set only while something is armed that needs them: the orders a
         #: committed call pushed (order-event triggers), and a router for the committed
@@ -94,27 +105,67 @@ class Pushes:
             messages.append(("order", [self._order(o) for o in orders]))
         if fills:
             messages.append(("execution", [shapes.execution_item(e, inst, stream=True) for e in fills]))
-        if inst.category != "spot":  # the positions these orders trade (none named: every side)
-            held = account.position_indices(inst.category, inst.symbol)
-            named = sorted({o.position_idx for o in orders} & set(held))
-            items = []
-            for idx in named or held:  # read, never created: a push has no side effects
-                pos = account.positions.get((inst.category, inst.symbol, idx))
-                items.append(self.position_item(pos, inst, idx))
-            messages.append(("position", items))
+        if self._coalescing:
+            named = frozenset(o.position_idx for o in orders)
+            self._pending.append((account.api_key, messages, (account, inst, named)))
+            return
+        if inst.category != "spot":
+            messages.append(("position", self._positions(account, inst, {o.position_idx for o in orders})))
         messages.append(self.wallet_message(account))
-        self._pending.append((account.api_key, messages))
+        self._pending.append((account.api_key, messages, None))
+
+    def _positions(self, account: Account, inst: InstrumentConfig, named: set[int]) -> list[dict[str, Any]]:
+        """The position items of a push: those ``named`` by its orders that are held, else
+        every side held (none named: a fill's cancel of a stop, say)."""
+        held = account.position_indices(inst.category, inst.symbol)
+        items = []
+        for idx in sorted(named & set(held)) or held:  # read, never created: a push has no side effects
+            pos = account.positions.get((inst.category, inst.symbol, idx))
+            items.append(self.position_item(pos, inst, idx))
+        return items
+
+    @contextmanager
+    def coalescing(self) -> Iterator[None]:
+        """Within: each account's changes become one push, built at the end (the module's
+        docstring). A change refused within is rolled back as ever (:meth:`rollback`)."""
+        start = len(self._pending)
+        self._coalescing = True
+        try:
+            yield
+        finally:
+            self._coalescing = False
+            self._merge(start)
+
+    def _merge(self, start: int) -> None:
+        merged: dict[str, tuple[Account, dict[str, list[dict[str, Any]]], dict[Ident, set[int]]]] = {}
+        instruments: dict[Ident, InstrumentConfig] = {}
+        for api_key, messages, later in self._pending[start:]:
+            assert later is not None  # only emit runs within, and it leaves these
+            account, inst, named = later
+            _, items, positions = merged.setdefault(api_key, (account, {"order": [], "execution": []}, {}))
+            for topic, data in messages:
+                items[topic].extend(data)
+            if inst.category != "spot":
+                ident = (inst.category, inst.symbol)
+                instruments[ident] = inst
+                positions.setdefault(ident, set()).update(named)
+        del self._pending[start:]
+        for api_key, (account, items, positions) in merged.items():
+            messages = [(topic, data) for topic, data in items.items() if data]
+            messages += [("position", self._positions(account, instruments[i], n)) for i, n in positions.items()]
+            messages.append(self.wallet_message(account))
+            self._pending.append((api_key, messages, None))
 
     def emit_wallet(self, account: Account) -> None:
         """A wallet-only push: money moved without an order (a transfer, a margin-mode change)."""
         if account.api_key in self.watched:
-            self._pending.append((account.api_key, [self.wallet_message(account)]))
+            self._pending.append((account.api_key, [self.wallet_message(account)], None))
 
     def emit_position(self, account: Account, inst: InstrumentConfig, idx: int) -> None:
         """A position-only push: a position set behind the client's back, announced."""
         if account.api_key in self.watched:
             pos = account.positions.get((inst.category, inst.symbol, idx))
-            self._pending.append((account.api_key, [("position", [self.position_item(pos, inst, idx)])]))
+            self._pending.append((account.api_key, [("position", [self.position_item(pos, inst, idx)])], None))
 
     def wallet_message(self, account: Account) -> tuple[str, list[dict[str, Any]]]:
         valuation = self.margin.valuation(account)
@@ -144,10 +195,10 @@ class Pushes:
         if not self._pending and not self._side:  # most calls on an unwatched account
             return
         for api_key, orders in self._side.items():
-            self._pending.append((api_key, [("order", [self._order(o) for o in orders])]))
+            self._pending.append((api_key, [("order", [self._order(o) for o in orders])], None))
         self._side.clear()
         route = self.route
-        for api_key, messages in self._pending:
+        for api_key, messages, _ in self._pending:
             wire = encode(messages)
             if route is None:
                 self.events.append("private", (api_key, wire))

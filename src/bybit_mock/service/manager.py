@@ -65,6 +65,7 @@ EXPOSED = (
     "scenario_journal_clear",
     "market_append",
     "market_step",
+    "activity_status",
 )
 
 #: How often the state service brings the market models to now (so matching never has a long
