@@ -93,6 +93,7 @@ class MarketModel(Protocol):
     def mark_price(self) -> Decimal: ...
     def index_price(self) -> Decimal: ...
     def funding_rate(self) -> Decimal: ...  # the rate that settles at the next funding time, as of now
+    def settled_funding_rate(self, boundary_ms: int) -> Decimal | None: ...  # the rate settled then
     def set_price(self, price: Decimal) -> None: ...  # a jump: the best ask moves to ``price``
     def ticker_snapshot(self) -> dict[str, Any] | None: ...  # a recorded ticker, if there is one
 
@@ -153,4 +154,10 @@ class PricedMarket:
     def funding_rate(self) -> Decimal:
         """The funding rate that settles at the next funding time, as of now (for now Bybit's
         base rate, 0.01 %: the price model derives it from the premium)."""
+        return BASE_FUNDING_RATE
+
+    def settled_funding_rate(self, boundary_ms: int) -> Decimal | None:
+        """The rate that settled at the funding time ``boundary_ms`` (a multiple of the
+        instrument's ``funding_interval_s``), or None if the model has not reached it (for
+        now Bybit's base rate: the price model records the rates it settles)."""
         return BASE_FUNDING_RATE
