@@ -194,3 +194,30 @@ class MockExchangeState:
         the rate made due by now (``docs/soak.md``)."""
         status: dict[str, dict[str, Any]] = self._proxy.activity_status()
         return status
+
+    def add_maintenance(
+        self,
+        title: str,
+        begin_ms: int,
+        end_ms: int,
+        *,
+        href: str = "",
+        service_types: Iterable[int] = (1, 2, 3, 4, 5),
+        product: Iterable[int] = (1, 2, 3, 4),
+        maintain_type: int = 1,
+    ) -> str:
+        """Announce a maintenance window on ``GET /v5/system/status`` from ``begin_ms`` to
+        ``end_ms`` (ms since the epoch); its ``state`` is ``scheduled``, ``ongoing`` or
+        ``completed`` as the clock passes them (ccxt's ``fetch_status`` says ``maintenance``
+        while one is ongoing). It only announces: script the outage itself with scenarios.
+        Returns the window's id; ``reset()`` clears every window."""
+        window_id: str = self._proxy.add_maintenance(
+            title,
+            begin_ms,
+            end_ms,
+            href=href,
+            service_types=tuple(service_types),
+            product=tuple(product),
+            maintain_type=maintain_type,
+        )
+        return window_id

@@ -67,6 +67,13 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _quiet_flow_control(record: logging.LogRecord) -> bool:
+    """Drop picows' WARNING at each write pause and resume: a slow subscriber crosses the
+    watermarks hundreds of times a second, and the worker already handles one that falls too
+    far behind (``ws_max_buffer_bytes``). picows' other warnings (a listener's exception) stay."""
+    return not (record.name.startswith("picows") and str(record.msg).startswith("Protocol writing"))
+
+
 def run_worker(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
     """Process entry point shared by the REST and WS workers."""
     if spec.metrics_dir is not None:  # before anything imports prometheus_client
@@ -77,6 +84,8 @@ def run_worker(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
         format=f"%(asctime)s {spec.name}[%(process)d] %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_flow_control)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -63,6 +63,7 @@ from .pushes import Pushes
 from .queries import Queries
 from .ratelimits import RATE_LIMITED, LimitInfo, RateLimiter, rate_limited
 from .scenario_calls import ScenarioCalls
+from .system_status import SystemStatus
 from .tpsl import PositionStops
 from .trading import Trading
 from .views import CoinView, ExecutionView, OrderView, PositionView
@@ -126,6 +127,7 @@ class Exchange:
             self.position_settings = PositionSettings(book, margin, pushes, clock)
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
+            self.system_status = SystemStatus(clock)  # maintenance windows a test announced
             self._ops = self._op_table()
             self.scenarios.reset()
             self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
@@ -186,6 +188,8 @@ class Exchange:
             "funding_balance": _encoded(f.funding_balance),
             "deposit_records": _encoded(f.deposit_records),
             "transaction_log": _encoded(f.transaction_log),
+            "withdraw_records": _encoded(f.withdraw_records),
+            "system_status": _encoded(self.system_status.query),
         }
 
     @property
@@ -507,6 +511,11 @@ class Exchange:
         """The funding wallet, per coin."""
         with self._lock:
             return self.funds.funding_balances(api_key)
+
+    def add_maintenance(self, title: str, begin_ms: int, end_ms: int, **fields: Any) -> str:
+        """Announce a maintenance window on ``/v5/system/status`` (``system_status.py``)."""
+        with self._lock:
+            return self.system_status.add(title, begin_ms, end_ms, **fields)
 
     # -- scenarios (state API; the JSON form is the one ``/__admin/scenarios`` takes) ---------
 

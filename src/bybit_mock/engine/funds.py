@@ -200,6 +200,16 @@ class Funds(Part):
         chunk, cursor = params.page_records(found, query, 50, 50, lambda d: d.seq)
         return {"rows": [d.item() for d in chunk], "nextPageCursor": cursor}
 
+    def withdraw_records(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v5/asset/withdraw/query-record``: the mock takes no withdrawals, so the list is
+        empty, but the query is checked as Bybit checks it (a 30-day window at most)."""
+        self.book.account(api_key)
+        requests.window(query, self._clock(), days=30)
+        withdraw_type = params.integer(query, "withdrawType")
+        if withdraw_type is not None and withdraw_type not in (0, 1, 2):
+            raise errors.params_error("params error: withdrawType must be 0, 1 or 2")
+        return {"rows": [], "nextPageCursor": ""}
+
     # -- transaction log --------------------------------------------------------------------
 
     def transaction_log(self, api_key: str, query: dict[str, Any]) -> dict[str, Any]:

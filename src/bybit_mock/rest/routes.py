@@ -109,6 +109,7 @@ TRADING = {
     "/v5/asset/transfer/query-inter-transfer-list": ("GET", "transfer_list"),
     "/v5/asset/transfer/query-account-coins-balance": ("GET", "funding_balance"),
     "/v5/asset/deposit/query-record": ("GET", "deposit_records"),
+    "/v5/asset/withdraw/query-record": ("GET", "withdraw_records"),
 }
 
 
@@ -123,5 +124,6 @@ def build_routes(config: MockExchangeConfig) -> dict[str, Route]:
         "/v5/account/fee-rate": Route("GET", FeeRate(config), signed=True),
         "/v5/user/query-api": Route("GET", query_api, signed=True),
         "/v5/asset/coin/query-info": Route("GET", CoinInfo(config), signed=True),
+        "/v5/system/status": Route("GET", Engine("system_status"), signed=False),
         **{path: Route(method, Engine(op), signed=True) for path, (method, op) in TRADING.items()},
     }

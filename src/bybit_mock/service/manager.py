@@ -66,6 +66,7 @@ EXPOSED = (
     "market_append",
     "market_step",
     "activity_status",
+    "add_maintenance",
 )
 
 #: How often the state service brings the market models to now (so matching never has a long
