@@ -19,7 +19,6 @@ import asyncio
 import os
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,15 +28,10 @@ from websockets.asyncio.client import connect
 from bybit_mock import AccountConfig, MockExchange, MockExchangeConfig
 from bybit_mock.bybit.auth import ws_auth_signature
 from bybit_mock.config import ActivityConfig
+from procstat import cpu_seconds
 
 RATE = 10_000
 SECONDS = float(os.environ.get("BENCH_ACTIVITY_SECONDS", "60"))
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
 
 
 async def listen(ex: MockExchange, account: AccountConfig, seconds: float) -> tuple[list[int], list[float]]:

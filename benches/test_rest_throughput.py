@@ -27,6 +27,7 @@ import pytest
 import canned_server
 from bybit_mock import MockExchange, MockExchangeConfig
 from http_loadgen import Result, Target, run
+from procstat import rss_kib
 
 #: A load test, far over Bybit's per-UID rate limits by design: the mock without them.
 UNLIMITED = MockExchangeConfig.default().copy(rate_limits="off")
@@ -75,13 +76,6 @@ def test_rest_throughput(benchmark: Any) -> None:
             verdict = "PASS" if ratio >= TARGETS[name] else "MISS"
             line += f"   ratio {ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f}; target {TARGETS[name]}: {verdict})"
         print("  " + line)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 @pytest.mark.parametrize("how", ["cli"])

@@ -53,6 +53,7 @@ from bybit_mock import (
 )
 from bybit_mock.supervisor import _children_skip_main
 from http_loadgen import Result, Target, run
+from procstat import CLOCK_TICKS, cpu_ticks
 from test_trading import event_samples
 from ws_storm import StormClients
 
@@ -62,7 +63,6 @@ UNLIMITED = MockExchangeConfig.default().copy(rate_limits="off")
 #: +-30 %; the median of 7 per-round ratios is steadier than of 5)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 SECONDS = 2.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def verdict(ok: bool) -> str:
@@ -86,12 +86,7 @@ def _rest_scenarios(case: str) -> list[Scenario]:
 
 
 def _cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
+    return sum(cpu_ticks(pid) for pid in pids)
 
 
 class CpuSampler:

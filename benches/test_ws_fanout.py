@@ -22,17 +22,13 @@ import pytest
 import uvloop
 
 from bybit_mock import MockExchange, MockExchangeConfig
+from procstat import cpu_seconds, rss_kib
 from ws_clients import ClientRun, CountingClient, run_clients
 
 HERE = Path(__file__).parent
 FRAME_SIZE = 202  # 200-byte payload + 2-byte header (ws_fanout_server --size 200)
 WARMUP, WINDOW = 1.0, 3.0
 MODES = ("raw", "fanout", "fanout-per-message", "websockets")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
 
 
 def measure(mode: str, subscribers: int) -> dict[str, float]:
@@ -75,13 +71,6 @@ def test_fanout_deliveries(benchmark: Any, subscribers: int) -> None:
         print(f"  {mode:20s} {r['deliveries_per_s']:>12,.0f} deliveries/s   server CPU {r['server_cpu']:.0%}")
     print(f"  bybit-mock / raw ceiling = {ours / raw:.2f} (target >= 0.7)")
     print(f"  bybit-mock / websockets  = {ours / ws:.1f}x (target >= 3x)")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 async def open_idle(port: int, path: str, count: int) -> list[CountingClient]:
