@@ -33,7 +33,18 @@ MODES = ("raw", "fanout", "fanout-per-message", "websockets")
 
 def measure(mode: str, subscribers: int) -> dict[str, float]:
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "ws_fanout_server.py"), "--mode", mode, "--size", "200", "--seconds", "30"],
+        [
+            sys.executable,
+            str(HERE / "ws_fanout_server.py"),
+            "--mode",
+            mode,
+            "--size",
+            "200",
+            "--seconds",
+            "30",
+            "--expect",
+            str(subscribers),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -38,7 +38,7 @@ def payloads(batch: int, size: int) -> list[bytes]:
     return out
 
 
-async def serve_picows(mode: str, batch: int, size: int, seconds: float) -> None:
+async def serve_picows(mode: str, batch: int, size: int, seconds: float, expect: int) -> None:
     from picows import WSListener, WSTransport, ws_create_server  # noqa: PLC0415 - only the mode in use is imported
 
     loop = asyncio.get_running_loop()
@@ -66,7 +66,7 @@ async def serve_picows(mode: str, batch: int, size: int, seconds: float) -> None
     joined = b"".join(frames)
     deadline = loop.time() + seconds
     while loop.time() < deadline:
-        if not raws or max(r.get_write_buffer_size() for r in raws) > HIGH_WATER:
+        if len(raws) < expect or max(r.get_write_buffer_size() for r in raws) > HIGH_WATER:
             await asyncio.sleep(0.0005)
             continue
         if mode == "raw":
@@ -83,7 +83,7 @@ async def serve_picows(mode: str, batch: int, size: int, seconds: float) -> None
     server.close()
 
 
-async def serve_websockets(batch: int, size: int, seconds: float) -> None:
+async def serve_websockets(batch: int, size: int, seconds: float, expect: int) -> None:
     from websockets.asyncio.server import ServerConnection, broadcast, serve  # noqa: PLC0415
 
     conns: set[ServerConnection] = set()
@@ -103,7 +103,7 @@ async def serve_websockets(batch: int, size: int, seconds: float) -> None:
         deadline = loop.time() + seconds
         while loop.time() < deadline:
             live = list(conns)
-            if not live or max(c.transport.get_write_buffer_size() for c in live) > HIGH_WATER:
+            if len(live) < expect or max(c.transport.get_write_buffer_size() for c in live) > HIGH_WATER:
                 await asyncio.sleep(0.0005)
                 continue
             for m in msgs:
@@ -117,11 +117,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10)
+    # send nothing until this many subscribers are in: a server busy sending answers late
+    # handshakes too slowly (websockets then refuses them with 503)
+    parser.add_argument("--expect", type=int, default=1)
     args = parser.parse_args()
     if args.mode == "websockets":
-        uvloop.run(serve_websockets(args.batch, args.size, args.seconds))
+        uvloop.run(serve_websockets(args.batch, args.size, args.seconds, args.expect))
     else:
-        uvloop.run(serve_picows(args.mode, args.batch, args.size, args.seconds))
+        uvloop.run(serve_picows(args.mode, args.batch, args.size, args.seconds, args.expect))
     sys.exit(0)
 
 
