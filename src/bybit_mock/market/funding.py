@@ -57,13 +57,13 @@ def premium_of(mark: Decimal, index: Decimal) -> Decimal:
 def past_rate(seed: int, boundary_ms: int, cap: Decimal = FUNDING_CAP) -> Decimal:
     """A rate settled before the model's epoch: a seeded function of the funding time.
 
-    Like a calm real market: half the time the base 0.01 %, else near it (a few basis points
-    either way, to 6 decimals)."""
+    Like a calm real market: half the time no premium (the base 0.01 %), else an average
+    premium of a few basis points either way (to 6 decimals) through Bybit's formula."""
     rng = random.Random(zlib.crc32(f"funding/{seed}/{boundary_ms}".encode()))
     if rng.random() < 0.5:
         return BASE_FUNDING_RATE
-    drift = Decimal(round(rng.gauss(0.0, 0.00015), 6))
-    return funding_rate_of(drift, cap)
+    premium = Decimal(str(round(rng.gauss(0.0, 0.0008), 6)))
+    return funding_rate_of(premium, cap)
 
 
 class FundingTrack:
