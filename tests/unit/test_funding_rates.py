@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
-from bybit_mock import AccountConfig, MockExchangeConfig
+from bybit_mock import AccountConfig, ConfigError, MockExchangeConfig
+from bybit_mock.bybit.shapes import instrument
 from bybit_mock.config import InstrumentConfig
 from bybit_mock.engine.exchange import Exchange
 from bybit_mock.instruments import default_instruments
@@ -145,3 +147,43 @@ def test_funding_history_refuses_bad_parameters(query: dict[str, str]) -> None:
     ex, _ = history_exchange(28800)
     code, _msg = ex.apply_batch([("market_query", ("/v5/market/funding/history", query))])[0]
     assert code == 10001
+
+
+TOML = """
+[[instruments]]
+symbol = "BTCUSDT"
+base_coin = "BTC"
+quote_coin = "USDT"
+price = 65000
+tick_size = "0.10"
+qty_step = "0.001"
+min_qty = "0.001"
+max_qty = "1190"
+funding_interval_s = 5
+"""
+
+
+def test_toml_funding_interval_drives_tickers_and_history(tmp_path: Path) -> None:
+    path = tmp_path / "mock.toml"
+    path.write_text(TOML)
+    (inst,) = MockExchangeConfig.from_toml(path).instruments
+    assert inst.funding_interval_s == 5
+    assert instrument(inst)["fundingInterval"] == 1  # minutes, at least 1
+    assert instrument(btcusdt())["fundingInterval"] == 480
+    clock = FixedClock()
+    clock.now = EPOCH_MS + 12_000
+    ex = Exchange(MockExchangeConfig.from_toml(path), clock=clock)
+    clock.now = EPOCH_MS + 27_000
+    query = {"category": "linear", "symbol": "BTCUSDT", "limit": "3"}
+    code, raw = ex.apply_batch([("market_query", ("/v5/market/funding/history", query))])[0]
+    assert code == 0
+    stamps = [int(i["fundingRateTimestamp"]) for i in orjson.loads(raw)["list"]]
+    assert stamps == [EPOCH_MS + 25_000, EPOCH_MS + 20_000, EPOCH_MS + 15_000]
+
+
+@pytest.mark.parametrize(("value", "fragment"), [("0", "must be > 0"), ('"5s"', "expected an integer")])
+def test_toml_funding_interval_must_be_positive_seconds(tmp_path: Path, value: str, fragment: str) -> None:
+    path = tmp_path / "mock.toml"
+    path.write_text(TOML.replace("funding_interval_s = 5", f"funding_interval_s = {value}"))
+    with pytest.raises(ConfigError, match=fragment):
+        MockExchangeConfig.from_toml(path)
