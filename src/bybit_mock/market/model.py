@@ -174,6 +174,8 @@ class PricedMarket:
 
     @property
     def funding_track(self) -> FundingTrack | None:
+        """The premium samples and settled rates of a perpetual (None for spot), made on first
+        use from the model's epoch, so every copy has the same one however late it asks."""
         try:
             return self._funding_track
         except AttributeError:
