@@ -91,7 +91,9 @@ def instrument(inst: InstrumentConfig) -> dict[str, Any]:
             "minNotionalValue": fmt(inst.min_notional),
         },
         "unifiedMarginTrade": True,
-        "fundingInterval": 480,
+        # minutes (Bybit's 480 for 8 h); a sub-minute soak-test interval shows 1, not 0, so
+        # a client that sizes a history window from it (ccxt) still asks for a window
+        "fundingInterval": max(1, inst.funding_interval_s // 60),
         "settleCoin": inst.settle_coin,
         "copyTrading": "both",
         "upperFundingRate": "0.00375",

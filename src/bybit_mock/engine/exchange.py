@@ -55,6 +55,7 @@ from .admin import admin_call
 from .book import AccountBook
 from .canned_calls import CannedCalls
 from .events import EventLog
+from .funding import FundingSettlement
 from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
 from .margin import Margin
@@ -128,6 +129,7 @@ class Exchange:
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
             self.system_status = SystemStatus(clock)  # maintenance windows a test announced
+            self.funding = FundingSettlement(book, margin, pushes, clock)  # from the next funding time on
             self._ops = self._op_table()
             self.scenarios.reset()
             self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
@@ -275,6 +277,7 @@ class Exchange:
         through (pushed at once: the market's move is its own change); returns now (ms)."""
         now_ms = self._clock()
         self.markets.advance(now_ms * 1_000_000)
+        self.funding.run_due(now_ms, self._commit)  # funding times passed: each settles once (``funding.py``)
         if self.book.resting or self.book.triggers:
             self.trading.sweep(now_ms)
             self._commit()

@@ -166,3 +166,5 @@ class Execution:
     order_qty: Decimal
     order_price: Decimal
     leaves_qty: Decimal
+    #: Bybit's ``execType``: "Trade", or "Funding" for a funding payment (``funding.py``)
+    exec_type: str = "Trade"

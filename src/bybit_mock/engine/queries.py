@@ -130,7 +130,9 @@ class Queries(Part):
         found = [
             e
             for e in reversed(self.book.executions.get(api_key, []))
-            if which.matches(e.order, self.instruments) and exec_type in (None, "Trade") and start <= e.time_ms <= end
+            if which.matches(e.order, self.instruments)
+            and exec_type in (None, e.exec_type)
+            and start <= e.time_ms <= end
         ]
         chunk, cursor = params.page_records(found, query, 50, 100, lambda e: e.seq)
         items = [shapes.execution_item(e, self.instruments[(e.order.category, e.order.symbol)]) for e in chunk]

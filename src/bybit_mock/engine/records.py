@@ -23,7 +23,7 @@ class LogEntry:
 
     seq: int
     time_ms: int
-    type: str  # TRADE, TRANSFER_IN, TRANSFER_OUT
+    type: str  # TRADE, SETTLEMENT (funding), TRANSFER_IN, TRANSFER_OUT
     currency: str
     cash_flow: Decimal  # gross: realised PnL of a contract fill, coins in or out of a spot fill
     fee: Decimal
@@ -38,6 +38,8 @@ class LogEntry:
     trade_id: str = ""
     order_id: str = ""
     order_link_id: str = ""
+    #: a SETTLEMENT row's funding payment: > 0 paid, < 0 received (Bybit's sign)
+    funding: Decimal = Decimal(0)
 
     @property
     def id(self) -> str:
@@ -45,7 +47,8 @@ class LogEntry:
 
     @property
     def change(self) -> Decimal:
-        return self.cash_flow - self.fee
+        """Bybit's ``change = cashFlow - funding - fee``."""
+        return self.cash_flow - self.funding - self.fee
 
     def item(self) -> dict[str, Any]:
         return {
@@ -60,7 +63,7 @@ class LogEntry:
             "size": fmt(self.size),
             "currency": self.currency,
             "tradePrice": fmt(self.trade_price),
-            "funding": "0",
+            "funding": fmt(self.funding),
             "fee": fmt(self.fee),
             "cashFlow": fmt(self.cash_flow),
             "change": fmt(self.change),

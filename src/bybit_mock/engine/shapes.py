@@ -215,7 +215,7 @@ def execution_item(e: Execution, inst: InstrumentConfig, stream: bool = False) -
         "orderPrice": fmt_scale(e.order_price, ps) if e.order_price else "0",
         "execValue": fmt(notional(e.order.category, e.qty, e.price)),
         "closedSize": "" if spot else fmt(e.closed_size),
-        "execType": "Trade",
+        "execType": e.exec_type,
         "seq": e.seq,
         "side": o.side,
         "indexPrice": "",

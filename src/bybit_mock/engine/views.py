@@ -88,11 +88,12 @@ class ExecutionView:
     closed_size: Decimal
     realised_pnl: Decimal  # before fees
     time_ms: int
+    exec_type: str = "Trade"  # or "Funding": ``fee`` is then the payment (> 0 paid, < 0 received)
 
     @classmethod
     def of(cls, e: Execution) -> ExecutionView:
         o = e.order
         return cls(
             e.exec_id, o.order_id, o.link_id, o.category, o.symbol, o.side, e.price, e.qty, e.fee, e.fee_coin,
-            e.is_maker, e.closed_size, e.pnl, e.time_ms,
+            e.is_maker, e.closed_size, e.pnl, e.time_ms, e.exec_type,
         )  # fmt: skip

@@ -357,7 +357,7 @@ class CannedMarket(PricedMarket):
 
     # -- time -----------------------------------------------------------------------------
 
-    def advance(self, now_ns: int, out: list[Event] | None = None) -> None:
+    def _advance_events(self, now_ns: int, out: list[Event] | None = None) -> None:
         """Apply every item due by ``now_ns``; append its messages' events to ``out`` if given."""
         timeline = self.schedule
         if not timeline.held:

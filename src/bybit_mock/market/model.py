@@ -15,17 +15,17 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..instruments import CONTRACTS
 from .book import Book
 from .candles import CandleStore
 from .fixed import Fixed
+from .funding import BASE_FUNDING_RATE, FundingTrack
 
 if TYPE_CHECKING:
     from ..instruments import InstrumentConfig
     from .config import SymbolMarketConfig
 
-
-#: Bybit's funding rate with no premium: the interest rate part, 0.01 % per 8 h
-BASE_FUNDING_RATE = Decimal("0.0001")
+__all__ = ["BASE_FUNDING_RATE", "Event", "MarketModel", "PricedMarket", "Timeline", "Trade", "symbol_seed"]
 
 
 class Trade(NamedTuple):
@@ -61,6 +61,8 @@ class MarketModel(Protocol):
     #: a frozen model holds its book and prices; :meth:`~.markets.Markets.freeze` sets it
     frozen: bool
 
+    @property
+    def inst(self) -> InstrumentConfig: ...  # the instrument it trades (its funding interval ...)
     @property
     def category(self) -> str: ...
     @property
@@ -108,6 +110,9 @@ class PricedMarket:
     prices: Fixed
     last_tick: int
     last_direction: str
+    epoch_ns: int
+    #: a perpetual's premium samples and settled rates (None: spot); made on first use
+    _funding_track: FundingTrack | None
 
     def _identify(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int) -> None:
         """What every model knows of its instrument: names, price and size grids, its seed."""
@@ -151,13 +156,45 @@ class PricedMarket:
         """The index price (for now the mark: the price model makes the three distinct)."""
         return self.mark_price()
 
+    # -- funding (``funding.py``) ---------------------------------------------------------
+
+    def _advance_events(self, now_ns: int, out: list[Event] | None) -> None:
+        raise NotImplementedError  # each model applies its own events
+
+    def advance(self, now_ns: int, out: list[Event] | None = None) -> None:
+        """Apply every event due by ``now_ns`` (``out``: what happened), stopping at each
+        premium sample due on the way, so every copy samples the market at the same instants
+        whatever its advance steps."""
+        track = self.funding_track
+        if track is not None:
+            while track.due <= now_ns:
+                self._advance_events(track.due, out)
+                track.sample(self.mark_price(), self.index_price())
+        self._advance_events(now_ns, out)
+
+    @property
+    def funding_track(self) -> FundingTrack | None:
+        """The premium samples and settled rates of a perpetual (None for spot), made on first
+        use from the model's epoch, so every copy has the same one however late it asks."""
+        try:
+            return self._funding_track
+        except AttributeError:
+            inst = self.inst
+            track = None
+            if inst.category in CONTRACTS:
+                track = FundingTrack(self.seed, inst.funding_interval_s, self.epoch_ns // 1_000_000)
+            self._funding_track = track
+            return track
+
     def funding_rate(self) -> Decimal:
-        """The funding rate that settles at the next funding time, as of now (for now Bybit's
-        base rate, 0.01 %: the price model derives it from the premium)."""
-        return BASE_FUNDING_RATE
+        """The funding rate that settles at the next funding time, as of now: Bybit's formula
+        on the premium samples of the interval so far (0 for spot)."""
+        track = self.funding_track
+        return track.predicted(self.mark_price(), self.index_price()) if track is not None else Decimal(0)
 
     def settled_funding_rate(self, boundary_ms: int) -> Decimal | None:
         """The rate that settled at the funding time ``boundary_ms`` (a multiple of the
-        instrument's ``funding_interval_s``), or None if the model has not reached it (for
-        now Bybit's base rate: the price model records the rates it settles)."""
-        return BASE_FUNDING_RATE
+        instrument's ``funding_interval_s``), or None if the model has not reached it (or it
+        is not a funding time, or the model is spot)."""
+        track = self.funding_track
+        return track.settled_rate(boundary_ms) if track is not None else None

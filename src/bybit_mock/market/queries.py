@@ -1,4 +1,4 @@
-"""``/v5/market/{orderbook,recent-trade,kline,tickers}``: answered from the market models.
+"""``/v5/market/{orderbook,recent-trade,kline,tickers,funding/history}``: answered from the market models.
 
 The engine calls these after bringing the models to now, so REST shows exactly the market
 the streams show and the orders match against. Parameter rules follow Bybit's docs (section
@@ -12,7 +12,8 @@ from typing import Any
 
 from ..bybit import params
 from ..bybit.errors import params_error
-from ..instruments import CATEGORIES
+from ..bybit.numbers import fmt
+from ..instruments import CATEGORIES, CONTRACTS
 from .candles import INTERVAL_MINUTES
 from .fixed import fmt_product
 from .markets import Markets
@@ -109,12 +110,41 @@ def tickers(models: Mapping[str, MarketModel], category: str, query: Query, now_
     return {"category": category, "list": [ticker_shape(ticker_fields(m, now_ms), keys) for m in selected]}
 
 
+def funding_history(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+    """Settled funding rates, newest first: ``startTime <= fundingRateTimestamp <= endTime``
+    (neither: the latest ``limit``; Bybit refuses ``startTime`` alone), ``limit`` <= 200."""
+    if category not in CONTRACTS:
+        raise params_error("params error: category only support linear or inverse")
+    model = _symbol_model(models, query)
+    start, end = params.integer(query, "startTime"), params.integer(query, "endTime")
+    if start is not None and end is None:
+        raise params_error("params error: endTime is required when startTime is set")
+    if start is not None and end is not None and start > end:
+        raise params_error("params error: startTime must be <= endTime")
+    limit = params.limit(query, 200, 200)
+    interval = model.inst.funding_interval_s * 1000
+    last = min(now_ms, end) if end is not None else now_ms
+    t = last - last % interval
+    newest = True
+    items: list[dict[str, str]] = []
+    while len(items) < limit and t > 0 and (start is None or t >= start):
+        rate = model.settled_funding_rate(t)
+        if rate is None and not newest:
+            break  # older than the model keeps: nothing before it is kept either
+        if rate is not None:
+            items.append({"symbol": model.symbol, "fundingRate": fmt(rate), "fundingRateTimestamp": str(t)})
+        newest = False  # only the latest time may be not yet settled (due but not reached)
+        t -= interval
+    return {"category": category, "list": items}
+
+
 #: endpoint path -> (function, category when the parameter is absent: None means required)
 ENDPOINTS = {
     "/v5/market/orderbook": (orderbook, None),
     "/v5/market/recent-trade": (recent_trades, None),
     "/v5/market/kline": (kline, "linear"),
     "/v5/market/tickers": (tickers, None),
+    "/v5/market/funding/history": (funding_history, None),
 }
 
 

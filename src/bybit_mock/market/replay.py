@@ -223,7 +223,7 @@ class ReplayMarket(PricedMarket):
     def recording(self) -> Recording:
         return self._rec
 
-    def advance(self, now_ns: int, out: list[Event] | None = None) -> None:
+    def _advance_events(self, now_ns: int, out: list[Event] | None = None) -> None:
         """Apply every message due by ``now_ns``; append ``("raw", t_ns, topic, message)`` to ``out``."""
         timeline = self.schedule
         if self.frozen:

@@ -109,7 +109,7 @@ class SyntheticMarket(PricedMarket):
 
     # -- time -----------------------------------------------------------------------------
 
-    def advance(self, now_ns: int, out: list[Event] | None = None) -> None:
+    def _advance_events(self, now_ns: int, out: list[Event] | None = None) -> None:
         """Apply every event due by ``now_ns``; append what happened to ``out`` if given."""
         if self.frozen:
             self.schedule.skip_to(now_ns)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from ..bybit.numbers import fmt
 from .candles import MINUTE_MS, Candle
 from .fixed import fmt_product
+from .funding import FUNDING_CAP
 from .model import MarketModel
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-FUNDING_INTERVAL_MS = 8 * HOUR_MS
 
 #: Key order of each shape, as Bybit sends it (recorded responses and the reference).
 REST_FUTURES_KEYS = (
@@ -75,6 +76,14 @@ def _ratio(new: int, old: int, places: int) -> str:
     return str(value.normalize()) if value else "0"
 
 
+def funding_interval_hours(interval_s: int) -> str:
+    """Tickers' ``fundingIntervalHour``: whole hours as Bybit shows them ("8"); a shorter
+    interval (soak tests) as a fraction of an hour, to 6 places."""
+    if interval_s % 3600 == 0:
+        return str(interval_s // 3600)
+    return format((Decimal(interval_s) / 3600).quantize(Decimal("0.000001")).normalize(), "f")
+
+
 def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     """Every ticker value, keyed by Bybit's field names (a superset of each shape)."""
     pf, sf = model.prices.fmt, model.sizes.fmt
@@ -89,7 +98,8 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     # Open interest: a steady, plausible figure (about 2 000 typical orders' worth).
     oi_lots = int(model.level_lots_typical * 2_000)
     oi_value = Decimal(fmt_product(oi_lots, model.sizes, mark, model.prices)).quantize(Decimal("0.01"))
-    next_funding = (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+    interval_ms = model.inst.funding_interval_s * 1000
+    next_funding = (now_ms // interval_ms + 1) * interval_ms
     return {
         "symbol": model.symbol,
         "tickDirection": model.last_direction,
@@ -106,10 +116,10 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
         "openInterestValue": str(oi_value),
         "turnover24h": str(turnover),
         "volume24h": sf(day.volume),
-        "fundingRate": "0.0001",
+        "fundingRate": fmt(model.funding_rate()),
         "nextFundingTime": str(next_funding),
-        "fundingIntervalHour": "8",
-        "fundingCap": "0.005",
+        "fundingIntervalHour": funding_interval_hours(model.inst.funding_interval_s),
+        "fundingCap": fmt(FUNDING_CAP),
         "predictedDeliveryPrice": "",
         "basisRate": "",
         "deliveryFeeRate": "",
