@@ -166,3 +166,5 @@ class Execution:
     order_qty: Decimal
     order_price: Decimal
     leaves_qty: Decimal
+    #: Bybit's ``execType``: ``Trade``, or ``BustTrade`` for a liquidation takeover
+    exec_type: str = "Trade"
