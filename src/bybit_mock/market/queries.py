@@ -13,6 +13,7 @@ from typing import Any
 from ..bybit import params
 from ..bybit.errors import params_error
 from ..instruments import CATEGORIES
+from . import open_interest
 from .candles import INTERVAL_MINUTES
 from .fixed import fmt_product
 from .markets import Markets
@@ -115,6 +116,7 @@ ENDPOINTS = {
     "/v5/market/recent-trade": (recent_trades, None),
     "/v5/market/kline": (kline, "linear"),
     "/v5/market/tickers": (tickers, None),
+    "/v5/market/open-interest": (open_interest.history, None),
 }
 
 
