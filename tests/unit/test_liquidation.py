@@ -136,3 +136,24 @@ def test_the_market_moving_by_itself_liquidates_too() -> None:
     ex.run_due()  # the next advance sees it
     assert position(ex)["size"] == "0"
     assert ex.balances(KEY)["USDT"] == D(500)
+
+
+def test_an_isolated_inverse_long_is_taken_over_in_its_coin() -> None:
+    inst = InstrumentConfig("BTCUSD", "inverse", "BTC", "USD", D(40000), D("0.5"), D(1), D(1), D(10**6), D(10**6))
+    account = AccountConfig(KEY, "secret", {"BTC": D(1)})
+    ex = Exchange(MockExchangeConfig(accounts=[account], instruments=[inst]), clock=Clock())
+    ex.freeze_market()
+    ex.set_mark_price("BTCUSD", 40000, category="inverse")
+    ok(ex, "set_margin_mode", {"setMarginMode": "ISOLATED_MARGIN"})
+    ex.set_position(KEY, "BTCUSD", "Buy", 10000, 40000, leverage=10, category="inverse")  # IM 0.025 BTC
+    inverse = {"category": "inverse", "symbol": "BTCUSD"}
+    (pos,) = ok(ex, "position_list", inverse)["list"]
+    assert (pos["liqPrice"], pos["bustPrice"]) == ("36530.0", "36364.0")  # 40000 / 1.095, / 1.1, up to the tick
+    ex.set_mark_price("BTCUSD", "36530", category="inverse")
+    assert ok(ex, "position_list", inverse)["list"][0]["size"] == "10000"
+    ex.set_mark_price("BTCUSD", "36529.5", category="inverse")
+    assert ok(ex, "position_list", inverse)["list"][0]["size"] == "0"
+    (fill,) = ok(ex, "execution_list", inverse)["list"]
+    assert (fill["execType"], fill["execPrice"], fill["side"]) == ("BustTrade", "36364.0", "Sell")
+    # the IM, less what the bankruptcy price's rounding toward the entry leaves
+    assert ex.balances(KEY)["BTC"] == 1 + D(10000) * (1 / D(40000) - 1 / D(36364))

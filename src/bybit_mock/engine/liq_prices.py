@@ -7,10 +7,12 @@ show them, the takeover (``liquidation.py``) closes at them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from ..config import InstrumentConfig
 from .accounts import ZERO, Account, Position
+from .book import Ident
 from .margin import Margin
 
 _ONE = Decimal(1)
@@ -46,22 +48,32 @@ def solve_price(category: str, signed_size: Decimal, mark: Decimal, headroom: De
     return _positive(mark - headroom / signed_size)
 
 
-def account_margin(account: Account, margin: Margin) -> tuple[Decimal, Decimal]:
+def account_margin(
+    account: Account,
+    margin: Margin,
+    marks: Mapping[Ident, Decimal] | None = None,
+    usd: dict[str, Decimal] | None = None,
+) -> tuple[Decimal, Decimal]:
     """The account's margin balance and total MM, in USD (``Valuation``'s figures, without
-    building its views: a position push asks for them)."""
+    building its views: a position push asks for them). ``marks`` and ``usd`` (filled as it
+    goes) save looking prices up again when many accounts are checked at one instant."""
     per_coin: dict[str, tuple[Decimal, Decimal]] = {c: (b.wallet, ZERO) for c, b in account.coins.items()}
-    for ident, pos in account.positions.items():
+    for key, pos in account.positions.items():
         if pos.size:
-            inst = margin.instruments[ident[:2]]
+            ident = key[:2]
+            inst = margin.instruments[ident]
             equity, mm = per_coin.get(inst.settle_coin, (ZERO, ZERO))
-            upl = pos.unrealised_pnl(margin.mark(ident[:2]))
+            upl = pos.unrealised_pnl(marks[ident] if marks is not None else margin.mark(ident))
             per_coin[inst.settle_coin] = (equity + upl, mm + pos.maintenance_margin(inst))
+    usd = {} if usd is None else usd
     total, total_mm = ZERO, ZERO
     for coin, (equity, mm) in per_coin.items():
         if equity or mm:
-            usd = margin.usd_price(coin)
-            total += equity * usd
-            total_mm += mm * usd
+            price = usd.get(coin)
+            if price is None:
+                price = usd[coin] = margin.usd_price(coin)
+            total += equity * price
+            total_mm += mm * price
     return total, total_mm
 
 

@@ -73,10 +73,11 @@ class Liquidation(Part):
 
     def check(self, now_ms: int) -> bool:
         """Take over every position whose margin ran out (after a market move); whether any was."""
-        marks = tuple(self.margin.mark(ident) for ident in self.instruments if ident[0] != "spot")
-        seen = (self.book.version, marks)
+        marks = {ident: self.margin.mark(ident) for ident in self.instruments if ident[0] != "spot"}
+        seen = (self.book.version, tuple(marks.values()))
         if seen == self._seen:
             return False
+        usd: dict[str, Decimal] = {}  # the coins' USD prices at this instant, looked up once
         done = False
         for account in self.book.accounts.values():
             if not any(p.size for p in account.positions.values()):
@@ -84,22 +85,22 @@ class Liquidation(Part):
             if account.isolated:
                 for key, pos in list(account.positions.items()):
                     inst = self.instruments[key[:2]]
-                    if pos.size and self._isolated_short(pos, inst):
+                    if pos.size and self._isolated_short(pos, inst, marks[key[:2]]):
                         bust = to_tick(isolated_prices(pos, inst)[1], inst, pos.side)
                         self._take_over(account, inst, pos, bust, now_ms)
                         done = True
             else:
-                balance, total_mm = account_margin(account, self.margin)
+                balance, total_mm = account_margin(account, self.margin, marks, usd)
                 if total_mm > balance:
                     self._take_over_cross(account, now_ms)
                     done = True
-        self._seen = (self.book.version, marks)
+        self._seen = (self.book.version, seen[1])
         return done
 
-    def _isolated_short(self, pos: Position, inst: InstrumentConfig) -> bool:
+    @staticmethod
+    def _isolated_short(pos: Position, inst: InstrumentConfig, mark: Decimal) -> bool:
         """Whether the position's MM exceeds its margin (IM + unrealised PnL at the mark)."""
-        upl = pos.unrealised_pnl(self.margin.mark((inst.category, inst.symbol)))
-        return pos.maintenance_margin(inst) > pos.initial_margin() + upl
+        return pos.maintenance_margin(inst) > pos.initial_margin() + pos.unrealised_pnl(mark)
 
     def _take_over_cross(self, account: Account, now_ms: int) -> None:
         """Every position of the account, largest MM first, each at the account-level
