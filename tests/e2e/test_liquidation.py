@@ -32,7 +32,8 @@ async def test_a_price_jump_past_liq_price_takes_the_position_over(
     client = ccxt_bybit(market)
     (seen,) = client.fetch_positions(["BTC/USDT:USDT"])
     assert seen["liquidationPrice"] == 58825 and seen["contracts"] == 0.02
-    await pushes(private, 10, seconds=0.5)  # what the orders above pushed
+    earlier = await pushes(private, 8)  # the margin mode's wallet; the market order's four; the limit's three
+    assert [m["topic"] for m in earlier][-3:] == ["order", "position", "wallet"]
 
     market.state.set_mark_price("BTCUSDT", 58900)  # short of liqPrice: nothing happens
     assert http.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"][0]["size"] == "0.02"
