@@ -13,7 +13,7 @@ The model is Bybit's unified trading account (UTA), simplified:
 * one-way mode holds a position per symbol (``positionIdx`` 0), hedge mode a long (1) and a
   short (2).
 
-Collateral haircuts, borrowing and liquidation are not modelled.
+Collateral haircuts and borrowing are not modelled; liquidation is ``liquidation.py``'s.
 """
 
 from __future__ import annotations

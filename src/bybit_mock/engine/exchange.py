@@ -58,6 +58,7 @@ from .events import EventLog
 from .funding import FundingSettlement
 from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
+from .liquidation import Liquidation
 from .margin import Margin
 from .positions import PositionSettings
 from .pushes import Pushes
@@ -125,6 +126,7 @@ class Exchange:
             clock, margin, pushes = self._clock, self.margin, self.pushes
             self.stops = PositionStops(book, margin, pushes, clock)
             self.trading = Trading(book, margin, pushes, clock, self.stops)
+            self.liquidation = Liquidation(book, margin, pushes, clock, self.stops)
             self.position_settings = PositionSettings(book, margin, pushes, clock)
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
@@ -281,6 +283,8 @@ class Exchange:
         if self.book.resting or self.book.triggers:
             self.trading.sweep(now_ms)
             self._commit()
+        if self.liquidation.check(now_ms):
+            self._commit()  # positions whose margin the move used up: taken over
         if self.scenarios.busy and self.scenarios.effects.run_due(now_ms):
             self._commit()  # fill steps, delayed messages and timers that came due
         if self.activity.busy and self.activity.run_due(now_ms):
@@ -452,6 +456,7 @@ class Exchange:
             self.markets.changed.add((category, symbol))
             self.events.append("market_reload", (category, symbol))
             self.trading.sweep(self._clock())  # resting orders the jump moved through fill now
+            self.liquidation.check(self._clock())  # and positions it took past liqPrice go
 
     set_price = set_mark_price
 

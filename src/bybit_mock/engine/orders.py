@@ -166,5 +166,6 @@ class Execution:
     order_qty: Decimal
     order_price: Decimal
     leaves_qty: Decimal
-    #: Bybit's ``execType``: "Trade", or "Funding" for a funding payment (``funding.py``)
+    #: Bybit's ``execType``: ``Trade``, ``Funding`` for a funding payment (``funding.py``) or
+    #: ``BustTrade`` for a liquidation takeover (``liquidation.py``)
     exec_type: str = "Trade"

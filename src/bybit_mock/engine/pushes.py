@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from ..config import InstrumentConfig
-from . import shapes
+from . import liq_prices, shapes
 from .accounts import Account, Position
 from .book import Ident
 from .events import EventLog
@@ -121,7 +121,7 @@ class Pushes:
         items = []
         for idx in sorted(named & set(held)) or held:  # read, never created: a push has no side effects
             pos = account.positions.get((inst.category, inst.symbol, idx))
-            items.append(self.position_item(pos, inst, idx))
+            items.append(self.position_item(pos, inst, idx, account))
         return items
 
     @contextmanager
@@ -165,25 +165,29 @@ class Pushes:
         """A position-only push: a position set behind the client's back, announced."""
         if account.api_key in self.watched:
             pos = account.positions.get((inst.category, inst.symbol, idx))
-            self._pending.append((account.api_key, [("position", [self.position_item(pos, inst, idx)])], None))
+            self._pending.append((account.api_key, [("position", [self.position_item(pos, inst, idx, account)])], None))
 
     def wallet_message(self, account: Account) -> tuple[str, list[dict[str, Any]]]:
         valuation = self.margin.valuation(account)
         coins = [c for c in valuation.coins if c.wallet_balance or c.equity or c.locked or c.order_im]
         return ("wallet", [shapes.wallet_account(valuation, coins)])
 
-    def position_item(self, pos: Position | None, inst: InstrumentConfig, idx: int) -> dict[str, Any]:
+    def position_item(
+        self, pos: Position | None, inst: InstrumentConfig, idx: int, account: Account | None = None
+    ) -> dict[str, Any]:
         """A ``position`` push item (flat, not stored, if ``pos`` is None)."""
         if pos is None:
             pos = flat_position(inst.category, inst.symbol, idx, self._clock())
-        item = self.position_json(pos, inst)
+        item = self.position_json(pos, inst, account)
         item["entryPrice"] = item.pop("avgPrice")
         item["category"] = inst.category
         return item
 
-    def position_json(self, pos: Position, inst: InstrumentConfig) -> dict[str, Any]:
+    def position_json(self, pos: Position, inst: InstrumentConfig, account: Account | None = None) -> dict[str, Any]:
+        """A position item; ``account`` (its owner) gives ``liqPrice`` and ``bustPrice``."""
         mark = self.margin.markets.mark_price((inst.category, inst.symbol))
-        return shapes.position(pos, inst, mark if mark is not None else inst.price)
+        liq, bust = liq_prices.prices(account, pos, inst, self.margin) if account is not None else (None, None)
+        return shapes.position(pos, inst, mark if mark is not None else inst.price, liq, bust)
 
     def _order(self, o: Order) -> dict[str, Any]:
         return shapes.order_item(o, self.instruments[(o.category, o.symbol)], stream=True)

@@ -86,12 +86,12 @@ class Queries(Part):
                 pos = account.positions.get((category, symbol, idx))
                 if pos is None:  # shown flat, not stored: a read has no side effects
                     pos = flat_position(category, symbol, idx, self._clock())
-                items.append(self.pushes.position_json(pos, inst))
+                items.append(self.pushes.position_json(pos, inst, account))
         else:
             for (cat, _sym, _idx), pos in sorted(account.positions.items()):
                 inst = self.instruments[(cat, pos.symbol)]
                 if cat == category and pos.size and (settle is None or inst.settle_coin == settle):
-                    items.append(self.pushes.position_json(pos, inst))
+                    items.append(self.pushes.position_json(pos, inst, account))
         chunk, cursor = params.page(items, query, default=20, maximum=200)
         return orjson.dumps({"list": chunk, "nextPageCursor": cursor, "category": category})
 

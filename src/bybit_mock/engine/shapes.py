@@ -68,8 +68,15 @@ def wallet_account(v: Valuation, coins: list[CoinView]) -> dict[str, Any]:
     }
 
 
-def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, Any]:
-    """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side "")."""
+def position(
+    pos: Position,
+    inst: InstrumentConfig,
+    mark: Decimal,
+    liq_price: Decimal | None = None,
+    bust_price: Decimal | None = None,
+) -> dict[str, Any]:
+    """A ``/v5/position/list`` item for ``pos`` marked at ``mark`` (flat: side ""), with its
+    liquidation and bankruptcy prices (``liq_prices.prices``; None: "")."""
     p = pos.view(mark)
     scale = inst.price_scale
     value = pos.value()
@@ -103,8 +110,8 @@ def position(pos: Position, inst: InstrumentConfig, mark: Decimal) -> dict[str, 
         "breakEvenPrice": fmt_scale(break_even, scale) if p.size else "0",
         "positionBalance": fmt(im),
         "markPrice": fmt_scale(p.mark_price, scale),
-        "liqPrice": "",
-        "bustPrice": "",
+        "liqPrice": fmt_scale(liq_price, scale) if liq_price is not None and p.size else "",
+        "bustPrice": fmt_scale(bust_price, scale) if bust_price is not None and p.size else "",
         "positionMM": fmt(mm),
         "positionMMByMp": fmt(mm_mp),
         "positionIM": fmt(im),

@@ -246,6 +246,7 @@ class CannedMarket(PricedMarket):
         self._deep = max(1, self.sizes.to_count(inst.max_qty))  # the implicit book's levels
         self.trades: deque[Trade] = deque(maxlen=RECENT_TRADES)
         self.level_lots_typical = 1.0
+        self.open_interest = self._open_interest(self.level_lots_typical, epoch_ns)
         records = [to_record(item, self.prices, self.sizes, f"items[{i}]") for i, item in enumerate(cfg.canned)]
         # Until the first item the market sits at the price it starts from (the instrument's, if none has one).
         first = next((t for r in records if (t := _first_price(r)) is not None), None)
@@ -406,6 +407,7 @@ class CannedMarket(PricedMarket):
             self.trades.append(trade)
             self._fed_ms = max(self._fed_ms, t_ms)
             self.candles.add_trade(self._fed_ms, rec.tick, rec.lots)
+            self.open_interest.on_trade(self._fed_ms, rec.lots)
             self._move(rec.tick)
         else:
             book = self.book

@@ -20,6 +20,7 @@ from .book import Book
 from .candles import CandleStore
 from .fixed import Fixed
 from .funding import BASE_FUNDING_RATE, FundingTrack
+from .open_interest import OpenInterest
 
 if TYPE_CHECKING:
     from ..instruments import InstrumentConfig
@@ -86,7 +87,9 @@ class MarketModel(Protocol):
     @property
     def last_direction(self) -> str: ...
     @property
-    def level_lots_typical(self) -> float: ...  # a typical level's lots (tickers' open interest)
+    def level_lots_typical(self) -> float: ...  # a typical level's lots
+    @property
+    def open_interest(self) -> OpenInterest: ...  # moves at the model's trades (``open_interest.py``)
     @property
     def recorded_topics(self) -> frozenset[str]: ...  # sent verbatim from a recording, not made
     def advance(self, now_ns: int, out: list[Event] | None = None) -> None: ...
@@ -113,6 +116,7 @@ class PricedMarket:
     epoch_ns: int
     #: a perpetual's premium samples and settled rates (None: spot); made on first use
     _funding_track: FundingTrack | None
+    open_interest: OpenInterest
 
     def _identify(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int) -> None:
         """What every model knows of its instrument: names, price and size grids, its seed."""
@@ -122,6 +126,10 @@ class PricedMarket:
         self.prices = Fixed(inst.tick_size, inst.price_scale)
         self.sizes = Fixed(inst.qty_step)
         self.seed = cfg.seed if cfg.seed is not None else symbol_seed(market_seed, inst.category, inst.symbol)
+
+    def _open_interest(self, level_lots_typical: float, epoch_ns: int) -> OpenInterest:
+        """The model's open interest: about 2 000 typical orders' worth at the start."""
+        return OpenInterest(self.seed, int(level_lots_typical * 2_000), epoch_ns // 1_000_000)
 
     def _direction(self, tick: int) -> str:
         """Bybit's tick direction of a trade at ``tick`` after the last one."""

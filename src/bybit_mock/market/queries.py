@@ -14,6 +14,7 @@ from ..bybit import params
 from ..bybit.errors import params_error
 from ..bybit.numbers import fmt
 from ..instruments import CATEGORIES, CONTRACTS
+from . import open_interest
 from .candles import INTERVAL_MINUTES
 from .fixed import fmt_product
 from .markets import Markets
@@ -145,6 +146,7 @@ ENDPOINTS = {
     "/v5/market/kline": (kline, "linear"),
     "/v5/market/tickers": (tickers, None),
     "/v5/market/funding/history": (funding_history, None),
+    "/v5/market/open-interest": (open_interest.history, None),
 }
 
 

@@ -193,7 +193,8 @@ class ReplayMarket(PricedMarket):
         start_tick = max(1, rec.first_tick if rec.first_tick is not None else self.prices.to_count(inst.price))
         self.last_tick = start_tick
         self.last_direction = "ZeroPlusTick"
-        self.level_lots_typical = rec.level_lots_typical  # the ticker's open-interest figure uses it
+        self.level_lots_typical = rec.level_lots_typical
+        self.open_interest = self._open_interest(self.level_lots_typical, epoch_ns)
         #: the recorded ticker as a client has it (snapshot merged with the deltas since), and the
         #: (replay ms, recorded ms, funding slot) of its last message, to move its times
         self._ticker: dict[str, Any] = {}
@@ -294,6 +295,7 @@ class ReplayMarket(PricedMarket):
             self.last_tick, self.last_direction = tick, direction
             self.trades.append(trade)
             self.candles.add_trade(t_ms, tick, lots)
+            self.open_interest.on_trade(t_ms, lots)
 
     def _resync_book(self) -> None:
         """After a freeze skipped messages, rebuild the book as the recording has it now.

@@ -70,6 +70,7 @@ class SyntheticMarket(PricedMarket):
         self.last_direction = "ZeroPlusTick"
         self.trades: deque[Trade] = deque(maxlen=RECENT_TRADES)
         self._trade_no = 0
+        self.open_interest = self._open_interest(self.level_lots_typical, epoch_ns)
         self._build_book(start_tick)
         lots_per_minute = max(1.0, cfg.trade_rate) * 60 * self.trade_lots_typical
         self.candles = CandleStore(PastPrices(self.seed, start_tick, epoch_ns // 1_000_000, lots_per_minute))
@@ -167,6 +168,7 @@ class SyntheticMarket(PricedMarket):
             fills.append(trade)
             self.trades.append(trade)
             self.candles.add_trade(t_ms, tick, take)
+            self.open_interest.on_trade(t_ms, take)
         return fills
 
     def _book_tick(self, depth: int) -> None:

@@ -14,6 +14,7 @@ from .candles import MINUTE_MS, Candle
 from .fixed import fmt_product
 from .funding import FUNDING_CAP
 from .model import MarketModel
+from .open_interest import values as oi_values
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -21,7 +22,8 @@ DAY_MS = 24 * HOUR_MS
 #: Key order of each shape, as Bybit sends it (recorded responses and the reference).
 REST_FUTURES_KEYS = (
     "symbol", "lastPrice", "indexPrice", "markPrice", "prevPrice24h", "price24hPcnt", "highPrice24h",
-    "lowPrice24h", "prevPrice1h", "openInterest", "openInterestValue", "turnover24h", "volume24h",
+    "lowPrice24h", "prevPrice1h", "openInterest", "openInterestValue", "singleOpenInterest", "singleOpenInterestValue",
+    "turnover24h", "volume24h",
     "fundingRate", "nextFundingTime", "predictedDeliveryPrice", "basisRate", "deliveryFeeRate", "deliveryTime",
     "ask1Size", "bid1Price", "ask1Price", "bid1Size", "basis", "preOpenPrice", "preQty", "curPreListingPhase",
     "fundingIntervalHour", "basisRateYear", "fundingCap",
@@ -32,7 +34,8 @@ REST_SPOT_KEYS = (
 )  # fmt: skip
 WS_FUTURES_KEYS = (
     "symbol", "tickDirection", "price24hPcnt", "lastPrice", "prevPrice24h", "highPrice24h", "lowPrice24h",
-    "prevPrice1h", "markPrice", "indexPrice", "openInterest", "openInterestValue", "turnover24h", "volume24h",
+    "prevPrice1h", "markPrice", "indexPrice", "openInterest", "openInterestValue", "singleOpenInterest",
+    "singleOpenInterestValue", "turnover24h", "volume24h",
     "fundingIntervalHour", "fundingCap", "nextFundingTime", "fundingRate", "bid1Price", "bid1Size", "ask1Price",
     "ask1Size", "preOpenPrice", "preQty", "curPreListingPhase",
 )  # fmt: skip
@@ -95,9 +98,7 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     bid, ask = book.bids.top(1), book.asks.top(1)
     spot = model.category == "spot"
     turnover = Decimal(fmt_product(day.turnover, model.prices, 1, model.sizes)).quantize(_FOUR)
-    # Open interest: a steady, plausible figure (about 2 000 typical orders' worth).
-    oi_lots = int(model.level_lots_typical * 2_000)
-    oi_value = Decimal(fmt_product(oi_lots, model.sizes, mark, model.prices)).quantize(Decimal("0.01"))
+    open_interest = oi_values(model, model.open_interest.lots, model.prices.decimal(mark))
     interval_ms = model.inst.funding_interval_s * 1000
     next_funding = (now_ms // interval_ms + 1) * interval_ms
     return {
@@ -112,8 +113,7 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
         "highPrice24h": pf(day.high),
         "lowPrice24h": pf(day.low),
         "prevPrice1h": pf(hour.open),
-        "openInterest": sf(oi_lots),
-        "openInterestValue": str(oi_value),
+        **open_interest,  # openInterest, openInterestValue, singleOpenInterest(Value): open_interest.py
         "turnover24h": str(turnover),
         "volume24h": sf(day.volume),
         "fundingRate": fmt(model.funding_rate()),
