@@ -42,7 +42,7 @@ import random
 from decimal import Decimal
 
 from .book import Book
-from .candles import Candle, CandleStore, PastPrices
+from .candles import MINUTE_MS, Candle, CandleStore, PastPrices
 from .fixed import Fixed
 
 #: the premium EMA's time constant (Bybit averages the basis over 30 minutes; one minute here so
@@ -50,6 +50,9 @@ from .fixed import Fixed
 PREMIUM_TAU_MS = 60_000.0
 #: a replay with no recorded index derives it as an EMA of its trades with this time constant
 DERIVED_INDEX_TAU_MS = 60_000.0
+#: a synthetic index is re-evaluated once per step of time (Bybit publishes its index about once
+#: a second); between steps, trade events reuse the step's value, which keeps a trade cheap
+INDEX_STEP_MS = 1_000
 #: the premium index is kept in millionths (Bybit prints it with 6 decimals)
 PREMIUM_SCALE = 1_000_000
 PREMIUM_FIXED = Fixed(Decimal("0.000001"))
@@ -126,6 +129,7 @@ class PriceTrack:
             period_ms = 600_000 * 3.2**i
             self._basis.append((0.00015 * rng.uniform(0.5, 1.5), 2 * math.pi / period_ms, rng.uniform(0, 2 * math.pi)))
         self._scale = 1.0  # a jump rescales the walk so it is continuous there
+        self._step = -1  # the time step of the last walk evaluation (the index is its value)
         # the basis counts from the epoch, where the three prices start equal (as after a jump)
         self._basis0 = 0.0
         self._basis0 = self._basis_at(epoch_ms)
@@ -159,9 +163,14 @@ class PriceTrack:
         share = 1.0 if kind == "index" else _PAST_MARK_SHARE
         return max(1, round(self._start * math.exp(self._wave_at(t_ms) + share * basis)))
 
+    def _raw_walk(self, step_ms: int) -> float:
+        return self._start * math.exp(self._wave_at(step_ms) + self._basis_at(step_ms))
+
     def walk_at(self, t_ms: int) -> int:
-        """The synthetic index at ``t_ms`` (after any jump's rescaling), in fine units."""
-        return max(1, round(self._start * self._scale * math.exp(self._wave_at(t_ms) + self._basis_at(t_ms))))
+        """The synthetic index at ``t_ms`` (its time step's value, after any jump's rescaling),
+        in fine units."""
+        step = t_ms - t_ms % INDEX_STEP_MS
+        return max(1, round(self._raw_walk(step) * self._scale))
 
     # -- events ---------------------------------------------------------------------------
 
@@ -174,7 +183,10 @@ class PriceTrack:
         if self.recorded_index is not None:
             return
         if self.walk:
-            self.index = self.walk_at(t_ms)
+            step = t_ms // INDEX_STEP_MS
+            if step != self._step:  # a pure function of the step: replicas agree however they advance
+                self._step = step
+                self.index = self.walk_at(t_ms)
         else:  # a replay with no recorded index: an EMA of its trades
             alpha = 1.0 - math.exp(-max(0, t_ms - self.updated_ms) / DERIVED_INDEX_TAU_MS)
             last = last_tick * self.ratio
@@ -207,8 +219,8 @@ class PriceTrack:
         """``set_price``: index and mark move to the price, the premium resets to 0."""
         price = tick * self.ratio
         if self.walk:
-            self._scale = 1.0
-            self._scale = price / self.walk_at(t_ms)
+            self._scale = price / self._raw_walk(t_ms - t_ms % INDEX_STEP_MS)
+            self._step = t_ms // INDEX_STEP_MS
         self.index = self.mark = price
         if self.recorded_index is not None:
             self.recorded_index = price
@@ -222,9 +234,9 @@ class PriceTrack:
     def _record(self, t_ms: int) -> None:
         # candles need time to go forward (replayed times may step back a few ms)
         t = self._recorded_ms = max(t_ms, self._recorded_ms)
-        self.index_candles.add_trade(t, self.index, 0)
-        self.mark_candles.add_trade(t, self.mark, 0)
-        self.premium_candles.add_trade(t, self.premium_index, 0)
+        _note(self.index_candles, t, self.index)
+        _note(self.mark_candles, t, self.mark)
+        _note(self.premium_candles, t, self.premium_index)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -244,3 +256,17 @@ class PriceTrack:
         if kind == "mark":
             return self.mark_candles, self.fine
         return self.premium_candles, PREMIUM_FIXED
+
+
+def _note(store: CandleStore, t_ms: int, value: int) -> None:
+    """``store.add_trade(t_ms, value, 0)``, short-cut within the open minute (every trade event
+    notes three values)."""
+    cur = store.current
+    if cur is not None and t_ms - cur.start < MINUTE_MS:
+        if value > cur.high:
+            cur.high = value
+        elif value < cur.low:
+            cur.low = value
+        cur.close = value
+    else:
+        store.add_trade(t_ms, value, 0)
