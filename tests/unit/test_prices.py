@@ -6,6 +6,7 @@ import math
 import pickle
 import random
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from bybit_mock.market.prices import PREMIUM_TAU_MS, PriceTrack, buy_probability
 from bybit_mock.market.synthetic import SyntheticMarket
 from tests.unit.helpers import LINEAR, new_exchange, ok, order, position, run
 from tests.unit.test_market_model import EPOCH, SEC, inst, model
+from tests.unit.test_replay import EPOCH as REPLAY_EPOCH
+from tests.unit.test_replay import SAMPLE, recorded, replay
 
 D = Decimal
 EPOCH_MS = EPOCH // 1_000_000
@@ -209,3 +212,35 @@ def test_a_position_stop_loss_by_mark_watches_the_mark() -> None:
     assert position(ex)["size"] == "0.01"
     _set(ex, mark="64000.00")
     assert position(ex)["size"] == "0"
+
+
+def test_a_replay_without_tickers_derives_its_index_from_the_trades(tmp_path: Path) -> None:
+    lines = [ln for ln in SAMPLE.read_bytes().splitlines() if b'"topic":"tickers.' not in ln]
+    path = tmp_path / "no-tickers.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    m = replay(path, loop=False)
+    start = m.index_price()
+    m.advance(REPLAY_EPOCH + 3600 * SEC)
+    track = m.track
+    assert track.recorded_index is None and track.recorded_mark is None
+    # an EMA of the trades: it moved from the start toward them, and the mark carries a premium
+    trades = [D(t) for t in (m.prices.fmt(x.tick) for x in m.trades)]
+    assert min(trades) <= m.index_price() <= max(trades) and m.index_price() != start
+    assert m.mark_price() == track.fine.decimal(track.index + round(track.premium))
+
+
+def test_a_replays_recorded_index_moves_with_a_jump() -> None:
+    m = replay(loop=False)
+    m.advance(REPLAY_EPOCH + 10 * SEC)
+    recorded_index = m.index_price()
+    m.set_price(m.last_price() + D("1000"))
+    assert m.index_price() == m.mark_price() == m.last_price()
+    m.advance(REPLAY_EPOCH + 3600 * SEC)
+    ticker: dict[str, str] = {}
+    for msg in recorded():
+        if msg["topic"].startswith("tickers"):
+            ticker |= msg["data"]
+    # the next recorded prices come shifted by the jump's offset, as every replayed price does
+    assert m.index_price() == D(ticker["indexPrice"]) + m.prices.decimal(m.offset)
+    assert m.mark_price() == D(ticker["markPrice"]) + m.prices.decimal(m.offset)
+    assert m.index_price() > recorded_index + D("900")
