@@ -102,7 +102,8 @@ def test_pybit_mark_price_stop_watches_the_mark(bybit_mock: MockExchange) -> Non
     bybit_mock.state.set_mark_price("BTCUSDT", trigger)
     (item,) = session.get_order_history(category="linear", symbol="BTCUSDT", orderId=oid)["result"]["list"]
     assert item["orderStatus"] == "Filled" and item["triggerBy"] == "MarkPrice"
-    assert D(ticker(bybit_mock)["markPrice"]) == trigger
+    after = ticker(bybit_mock)  # the jump moved all three
+    assert D(after["markPrice"]) == D(after["indexPrice"]) == D(after["lastPrice"]) == trigger
 
 
 def test_ccxt_ticker_and_price_ohlcv(bybit_mock: MockExchange) -> None:

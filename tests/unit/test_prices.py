@@ -244,3 +244,15 @@ def test_a_replays_recorded_index_moves_with_a_jump() -> None:
     assert m.index_price() == D(ticker["indexPrice"]) + m.prices.decimal(m.offset)
     assert m.mark_price() == D(ticker["markPrice"]) + m.prices.decimal(m.offset)
     assert m.index_price() > recorded_index + D("900")
+
+
+def test_premium_average_is_the_mean_of_the_minute_samples() -> None:
+    m = model(seed=4)
+    m.advance(EPOCH + 600 * SEC)
+    now_ms = EPOCH_MS + 600_000
+    store, fixed = m.price_candles("premium")
+    closes = [c.close for c in store.klines("1", EPOCH_MS, now_ms - 1, 10, now_ms)]
+    assert len(closes) == 10 and len(set(closes)) > 1
+    assert m.premium_average(EPOCH_MS, now_ms, now_ms) == fixed.decimal(sum(closes)) / 10
+    assert m.premium_average(EPOCH_MS, EPOCH_MS + 60_000, now_ms) == fixed.decimal(closes[-1])  # oldest last
+    assert m.premium_average(now_ms, now_ms, now_ms) == 0

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .book import Book
-from .candles import CandleStore
+from .candles import MINUTE_MS, CandleStore
 from .fixed import Fixed
 from .prices import PREMIUM_FIXED, ConstantPast, PriceTrack
 
@@ -96,6 +96,7 @@ class MarketModel(Protocol):
     def index_price(self) -> Decimal: ...  # changes only at events
     def last_price(self) -> Decimal: ...
     def premium_index(self) -> Decimal: ...  # Bybit's premium index as of the last event
+    def premium_average(self, start_ms: int, end_ms: int, now_ms: int) -> Decimal: ...  # per-minute mean
     def price_state(self) -> tuple[int, int, int]: ...  # changes whenever last, index or mark does
     def price_candles(self, kind: str) -> tuple[CandleStore, Fixed]: ...  # "index" | "mark" | "premium"
     def funding_rate(self) -> Decimal: ...  # the rate that settles at the next funding time, as of now
@@ -175,6 +176,17 @@ class PricedMarket:
         """Bybit's premium index as of the last trade event (0 without a track)."""
         track = self.track
         return PREMIUM_FIXED.decimal(0) if track is None else track.premium_index_value()
+
+    def premium_average(self, start_ms: int, end_ms: int, now_ms: int) -> Decimal:
+        """The mean of the premium index sampled once a minute (each minute's last value, as
+        Bybit samples it for funding) over the minutes starting in ``[start_ms, end_ms)``, as of
+        ``now_ms``; 0 for an empty span."""
+        store, fixed = self.price_candles("premium")
+        minutes = (end_ms - start_ms + MINUTE_MS - 1) // MINUTE_MS
+        if minutes <= 0:
+            return Decimal(0)
+        closes = [c.close for c in store.klines("1", start_ms, end_ms - 1, minutes, now_ms)]
+        return fixed.decimal(sum(closes)) / len(closes) if closes else Decimal(0)
 
     def price_state(self) -> tuple[int, int, int]:
         """``(last tick, index, mark)``: a cheap key that changes whenever one of them does."""
