@@ -16,8 +16,9 @@ model holds the same index and mark at the same instant (see ``market/model.py``
   is the wave :class:`~.candles.PastPrices` draws the last price's history with (so the index
   continues the chart the klines show before the epoch) and ``B`` a small seeded basis wave (a
   few basis points, periods of minutes to hours). At the epoch the three prices are the
-  instrument's start price (as after a jump); they part with the first trades. The index
-  is evaluated at each trade event; the synthetic book's takers lean toward it (see
+  instrument's start price (as after a jump); they part within seconds of trading. The index
+  is the walk's value at the start of each second (:data:`INDEX_STEP_MS`), taken up at the
+  trade events of that second; the synthetic book's takers lean toward it (see
   :func:`buy_probability`), so the last price follows it. A replay takes the recorded ticker's
   ``indexPrice`` when the recording has one, otherwise an EMA of its trades (one minute).
 * **Mark**: ``index + premium``, the premium an EMA (time constant :data:`PREMIUM_TAU_MS`) of
