@@ -50,17 +50,17 @@ def test_track_averages_the_interval_samples_and_settles_at_the_funding_time() -
     assert track.samples_per_interval == 60
     boundary = EPOCH_MS + 60_000
     assert track.due == (EPOCH_MS + 1000) * 1_000_000  # one sample a second
-    for _ in range(30):  # mark 0.2 % above the index
-        track.sample(D(1002), D(1000))
+    for _ in range(30):  # a premium index of 0.2 %
+        track.sample(D("0.002"))
     # predicted from the samples so far: P 0.002 -> 0.002 - 0.0005
-    assert track.predicted(D(1000), D(1000)) == D("0.0015")
+    assert track.predicted(D(0)) == D("0.0015")
     assert track.settled_rate(boundary) is None  # not reached
-    for _ in range(30):  # then at the index
-        track.sample(D(1000), D(1000))
+    for _ in range(30):  # then none
+        track.sample(D(0))
     # the average premium is 0.001: 0.001 + clamp(0.0001 - 0.001) = 0.0005
     assert track.settled_rate(boundary) == D("0.0005")
     assert track.due == (boundary + 1000) * 1_000_000
-    assert track.predicted(D(998), D(1000)) == D("-0.0015")  # no sample yet: the premium now
+    assert track.predicted(D("-0.002")) == D("-0.0015")  # no sample yet: the premium now
     assert track.settled_rate(boundary + 1) is None  # not a funding time
 
 

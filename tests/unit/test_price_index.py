@@ -51,14 +51,16 @@ def check_indexes(book: AccountBook) -> None:
     assert set(book.trigger_index) == set(book.triggers)
     for ident, waiting in book.triggers.items():
         stops = book.trigger_index[ident]
-        check_ladder(stops.rising)
-        check_ladder(stops.falling)
+        for rising, falling in stops.ladders.values():
+            check_ladder(rising)
+            check_ladder(falling)
         assert len(stops) == len(waiting)
         for oid, order in waiting.items():
             if order.trailing:
                 assert stops.trailing[oid] is order
             else:
-                ladder = stops.rising if order.trigger_direction == RISE else stops.falling
+                rising, falling = stops.ladders[order.trigger_by or "LastPrice"]
+                ladder = rising if order.trigger_direction == RISE else falling
                 assert ladder.levels[order.trigger_price][oid] is order
 
 

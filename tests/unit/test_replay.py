@@ -231,7 +231,14 @@ def test_trades_update_the_model() -> None:
     assert model.prices.fmt(last.tick) == trades[-1]["p"] and last.trade_id == trades[-1]["i"]
     assert model.last_tick == last.tick and model.last_direction == trades[-1]["L"]
     assert [t.t_ms for t in model.trades] == sorted(t.t_ms for t in model.trades)
-    assert model.mark_price() == Decimal(trades[-1]["p"])
+    assert model.last_price() == Decimal(trades[-1]["p"])
+    # index and mark are the recorded ticker's, as of its last message
+    ticker: dict[str, str] = {}
+    for m in recorded():
+        if m["topic"].startswith("tickers"):
+            ticker |= m["data"]
+    assert model.mark_price() == Decimal(ticker["markPrice"]) != model.last_price()
+    assert model.index_price() == Decimal(ticker["indexPrice"]) != model.mark_price()
     now_ms = EPOCH_MS + 3600 * 1000
     candles = model.candles.klines("1", EPOCH_MS, now_ms, 100, now_ms)
     assert sum(c.volume for c in candles) == sum(model.sizes.to_count(Decimal(t["v"])) for t in trades)

@@ -75,6 +75,15 @@ class Margin:
         """A listed symbol's price as it stands (no advance: see ``Exchange.mark_prices``)."""
         return self.markets.models[ident].mark_price()
 
+    def last(self, ident: Ident) -> Decimal:
+        """A listed symbol's last trade price (what market orders and trailing stops go by)."""
+        return self.markets.models[ident].last_price()
+
+    def watched_prices(self, ident: Ident) -> dict[str, Decimal]:
+        """The three prices a trigger may watch, by ``triggerBy``."""
+        model = self.markets.models[ident]
+        return {"LastPrice": model.last_price(), "MarkPrice": model.mark_price(), "IndexPrice": model.index_price()}
+
     def usd_price(self, coin: str) -> Decimal:
         if coin in _STABLECOINS:
             return _ONE

@@ -13,19 +13,20 @@ even if its price field changed while it was filed.
   market crossed a buy when the best ask is at or below its price, a sell when the best bid is
   at or above it; :meth:`RestingIndex.crossed` gives those in price-time priority (the best
   price first, then the oldest ``seq``).
-* :class:`TriggerIndex`: a symbol's Untriggered orders: those that trigger on a rise and those
-  that trigger on a fall on their own ladders by trigger price, and trailing stops (whose
-  trigger follows the price, so every move must look at them) apart.
+* :class:`TriggerIndex`: a symbol's Untriggered orders: per ``triggerBy`` price (last, mark,
+  index), those that trigger on a rise and those that trigger on a fall on their own ladders
+  by trigger price, and trailing stops (whose trigger follows the last price, so every move
+  must look at them) apart.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 
 from .orders import Order
-from .stops import RISE
+from .stops import LAST, RISE
 
 
 class Ladder:
@@ -116,40 +117,50 @@ class RestingIndex:
 
 
 class TriggerIndex:
-    """A symbol's Untriggered orders: rising and falling triggers by price, trailing stops apart."""
+    """A symbol's Untriggered orders: per ``triggerBy`` price, rising and falling triggers by
+    trigger price; trailing stops (which follow the last price) apart."""
 
-    __slots__ = ("falling", "rising", "trailing")
+    __slots__ = ("ladders", "trailing")
 
     def __init__(self) -> None:
-        self.rising = Ladder()  # trigger when the price rises to ``trigger_price`` or above
-        self.falling = Ladder()  # ... falls to it or below
+        #: triggerBy ("LastPrice", "MarkPrice", "IndexPrice") -> (rising, falling): orders that
+        #: trigger when that price rises to their trigger price or above, falls to it or below
+        self.ladders: dict[str, tuple[Ladder, Ladder]] = {}
         self.trailing: dict[str, Order] = {}
 
     def __len__(self) -> int:
-        return len(self.rising) + len(self.falling) + len(self.trailing)
+        return sum(len(r) + len(f) for r, f in self.ladders.values()) + len(self.trailing)
 
     def add(self, order: Order) -> None:
         self.discard(order.order_id)
         if order.trailing:
             self.trailing[order.order_id] = order
-        elif order.trigger_direction == RISE:
-            self.rising.add(order, order.trigger_price)
-        else:
-            self.falling.add(order, order.trigger_price)
+            return
+        ladders = self.ladders.get(order.trigger_by or LAST)
+        if ladders is None:
+            ladders = self.ladders[order.trigger_by or LAST] = (Ladder(), Ladder())
+        ladders[0 if order.trigger_direction == RISE else 1].add(order, order.trigger_price)
 
     def discard(self, order_id: str) -> None:
-        self.rising.discard(order_id)
-        self.falling.discard(order_id)
+        for rising, falling in self.ladders.values():
+            rising.discard(order_id)
+            falling.discard(order_id)
         self.trailing.pop(order_id, None)
 
-    def fixed_crossed(self, last: Decimal) -> list[Order]:
-        """The orders with a fixed trigger that ``last`` has reached (in no particular order)."""
+    def watched(self) -> frozenset[str]:
+        """The prices some fixed trigger watches (``triggerBy`` values with orders filed)."""
+        return frozenset(by for by, (r, f) in self.ladders.items() if r.filed or f.filed)
+
+    def fixed_crossed(self, prices: Mapping[str, Decimal]) -> list[Order]:
+        """The orders with a fixed trigger that their own price (``prices[triggerBy]``) has
+        reached (in no particular order)."""
         out: list[Order] = []
-        rising, falling = self.rising.keys, self.falling.keys
-        if rising and rising[0] <= last:
-            for level in self.rising.at_or_below(last):
-                out.extend(level)
-        if falling and falling[-1] >= last:
-            for level in self.falling.at_or_above(last):
-                out.extend(level)
+        for by, (rising, falling) in self.ladders.items():
+            price = prices[by]
+            if rising.keys and rising.keys[0] <= price:
+                for level in rising.at_or_below(price):
+                    out.extend(level)
+            if falling.keys and falling.keys[-1] >= price:
+                for level in falling.at_or_above(price):
+                    out.extend(level)
         return out

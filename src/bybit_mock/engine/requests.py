@@ -9,6 +9,7 @@ so a refused request has changed nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -164,8 +165,15 @@ class NewOrder(NamedTuple):
         return order
 
 
-def new_order(query: params.Params, inst: InstrumentConfig, last: Decimal, indices: tuple[int, ...]) -> NewOrder:
-    """Parse an ``order/create`` for ``inst`` (last price ``last``, position mode ``indices``)."""
+def new_order(
+    query: params.Params,
+    inst: InstrumentConfig,
+    last: Decimal,
+    indices: tuple[int, ...],
+    watch: Mapping[str, Decimal] | None = None,
+) -> NewOrder:
+    """Parse an ``order/create`` for ``inst`` (last price ``last``, position mode ``indices``;
+    ``watch``: the prices by ``triggerBy`` a trigger direction is checked against, default last)."""
     category = inst.category
     side = params.required(query, "side")
     if side not in ("Buy", "Sell"):
@@ -217,10 +225,12 @@ def new_order(query: params.Params, inst: InstrumentConfig, last: Decimal, indic
     if not trigger:
         return spec
     check_price(inst, trigger)
+    by = stops.trigger_by(query, "triggerBy")
+    current = watch.get(by, last) if watch is not None else last
     return spec._replace(
         trigger=trigger,
-        trigger_direction=stops.direction(query, trigger, last, required=category != "spot"),
-        trigger_by=stops.trigger_by(query, "triggerBy"),
+        trigger_direction=stops.direction(query, trigger, current, required=category != "spot"),
+        trigger_by=by,
         stop_order_type="tpslOrder" if kind == "tpslOrder" else "Stop",
     )
 
@@ -237,8 +247,15 @@ class Amend(NamedTuple):
     tpsl: TpSl | None
 
 
-def amend(query: params.Params, order: Order, inst: InstrumentConfig, last: Decimal) -> Amend:
-    """Parse an amend of the open ``order`` (last price ``last``)."""
+def amend(
+    query: params.Params,
+    order: Order,
+    inst: InstrumentConfig,
+    last: Decimal,
+    watch: Mapping[str, Decimal] | None = None,
+) -> Amend:
+    """Parse an amend of the open ``order`` (last price ``last``; ``watch``: the prices by
+    ``triggerBy`` a new trigger price is checked against, default last)."""
     qty = params.decimal(query, "qty")
     price = params.decimal(query, "price")
     trigger = stops.price_param(query, "triggerPrice") or ZERO
@@ -259,7 +276,8 @@ def amend(query: params.Params, order: Order, inst: InstrumentConfig, last: Deci
         if order.status != "Untriggered":
             raise errors.params_error("params error: triggerPrice can be amended only before the order triggers")
         check_price(inst, trigger)
-        stops.check_direction(order.trigger_direction, trigger, last)
+        current = watch.get(order.trigger_by, last) if watch is not None else last
+        stops.check_direction(order.trigger_direction, trigger, current)
     tpsl = order.tpsl
     if tp is not None or sl is not None:
         if inst.category == "spot" or (tpsl is not None and tpsl.armed):

@@ -227,8 +227,8 @@ class ScenarioEffects:
             if order.price:
                 return order.price
             rule = "market"
-        if rule == "market":
-            return self.ex.margin.mark((order.category, order.symbol))
+        if rule == "market":  # a fill at the market: the last trade price (on the tick grid, unlike the mark)
+            return self.ex.margin.last((order.category, order.symbol))
         return Decimal(rule)
 
     def _reject(self, order: Order, reason: str) -> str:

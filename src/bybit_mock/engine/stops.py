@@ -1,7 +1,9 @@
 """Conditional orders and TP/SL: the request rules and the trigger arithmetic (no state).
 
-The market models have one price per symbol (the last trade, which is also the mark and
-index price), so ``triggerBy`` is checked and echoed, and every trigger watches that price.
+Each contract has three prices (``market/prices.py``): the last trade, the index and the mark.
+A conditional order or TP/SL watches the one its ``triggerBy`` names (``LastPrice`` by default),
+and its ``triggerDirection`` is checked against that price when it is placed or amended;
+trailing stops follow the last price.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..bybit.numbers import fmt
 from .orders import ZERO, Order, TpSl
 
 TRIGGER_BY = ("LastPrice", "IndexPrice", "MarkPrice")
+LAST = "LastPrice"
 RISE, FALL = 1, 2
 #: stop order types that belong to a position (cleared when it closes or flips)
 POSITION_STOPS = frozenset({"TakeProfit", "StopLoss", "TrailingStop", "PartialTakeProfit", "PartialStopLoss"})

@@ -43,7 +43,7 @@ class PositionStops(Part):
         pos = account.positions.get((inst.category, inst.symbol, idx))
         if pos is None or not pos.size:
             raise errors.params_error("can not set tp/sl/ts for zero position")
-        changes = requests.trading_stop(query, pos, inst, self.margin.mark((inst.category, inst.symbol)))
+        changes = requests.trading_stop(query, pos, inst, self.margin.last((inst.category, inst.symbol)))
         now = self._clock()
         for action, leg in changes:
             if action == "set":
@@ -86,7 +86,7 @@ class PositionStops(Part):
             self.pushes.side_change(old)
         setattr(pos, _POSITION_FIELDS[kind], trailing or leg.trigger)
         if trailing:  # the trigger starts one distance from the price, on the losing side
-            last = self.margin.mark((inst.category, inst.symbol))
+            last = self.margin.last((inst.category, inst.symbol))
             leg = leg._replace(trigger=last - trailing if pos.side == "Buy" else last + trailing)
         if leg.trigger > 0:
             self.book.position_stops.setdefault(key, {})[kind] = self.place(account, inst, pos, leg, now)
@@ -106,7 +106,7 @@ class PositionStops(Part):
             time_in_force="GTC" if leg.order_type == "Limit" else "IOC",
             reduce_only=True,
             created_ms=now,
-            last_price_on_created=self.margin.mark((inst.category, inst.symbol)),
+            last_price_on_created=self.margin.last((inst.category, inst.symbol)),
             updated_ms=now,
             trigger_price=leg.trigger,
             trigger_direction=stops.stop_direction(leg.kind, pos.side),

@@ -65,8 +65,9 @@ class Trading(Part):
         #: per symbol, (best bid, best ask, rest count) at its last sweep: an unchanged top of
         #: book with no order rested since cannot cross anything new, so the sweep skips it
         self._swept: dict[Ident, tuple[int | None, int | None, int]] = {}
-        #: per symbol, (last price, arm count) at its last trigger check
-        self._trigger_seen: dict[Ident, tuple[int, int]] = {}
+        #: per symbol, ((last, index, mark), arm count) at its last trigger check: triggers
+        #: watch any of the three prices, so a change of any makes the next check look
+        self._trigger_seen: dict[Ident, tuple[tuple[int, int, int], int]] = {}
 
     # -- order entry ------------------------------------------------------------------------
 
@@ -75,8 +76,9 @@ class Trading(Part):
         account = book.account(api_key)
         inst = requests.traded(self.instruments, query, TRADED)
         ident = (inst.category, inst.symbol)
-        last = self.margin.mark(ident)
-        spec = requests.new_order(query, inst, last, account.position_indices(*ident))
+        last = self.margin.last(ident)
+        watch = self.margin.watched_prices(ident) if "triggerPrice" in query else None
+        spec = requests.new_order(query, inst, last, account.position_indices(*ident), watch)
         if spec.link_id and (api_key, spec.link_id) in book.link_ids:
             raise BybitError(errors.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
         if book.open_counts[(api_key, *ident)] >= MAX_OPEN_ORDERS:
@@ -110,7 +112,7 @@ class Trading(Part):
         plan = self._walk(inst, order.side, order.qty, limit, in_quote)
         if order.order_type == "Market":
             # Bybit shows a market order's protection price: the worst level it may reach.
-            order.price = plan[-1][0] if plan else self.margin.mark((inst.category, inst.symbol))
+            order.price = plan[-1][0] if plan else self.margin.last((inst.category, inst.symbol))
         if in_quote:
             order.qty = filled_qty(plan)
         if order.reduce_only:
@@ -155,8 +157,8 @@ class Trading(Part):
 
     def order_amend(self, api_key: str, query: dict[str, Any]) -> dict[str, str]:
         account, inst, order = self._open_order(api_key, query)
-        last = self.margin.mark((inst.category, inst.symbol))
-        change = requests.amend(query, order, inst, last)
+        ident = (inst.category, inst.symbol)
+        change = requests.amend(query, order, inst, self.margin.last(ident), self.margin.watched_prices(ident))
         # check the amended order as if it were placed now, crediting back what it holds
         amended = _amended(order, change)
         held = ZERO
@@ -348,13 +350,16 @@ class Trading(Part):
 
     def _check_triggers(self, ident: Ident, pending: TriggerIndex, now_ms: int) -> None:
         model = self.markets.models[ident]
-        seen = (model.last_tick, self.book.arm_count)
+        seen = (model.price_state(), self.book.arm_count)
         if self._trigger_seen.get(ident) == seen:
             return
         self._trigger_seen[ident] = seen
-        last = model.mark_price()
-        due = pending.fixed_crossed(last)
-        for order in pending.trailing.values():  # their triggers follow the price: each looks
+        last = model.last_price()
+        # each order watches its own triggerBy price
+        due = pending.fixed_crossed(
+            {"LastPrice": last, "MarkPrice": model.mark_price(), "IndexPrice": model.index_price()}
+        )
+        for order in pending.trailing.values():  # their triggers follow the last price: each looks
             stops.trail(order, last)
             if stops.crossed(order, last):
                 due.append(order)

@@ -221,7 +221,12 @@ class CannedCandles(CandleStore):
 
 class CannedMarket(PricedMarket):
     """One symbol's canned market (see the module docstring); the engine changes it with
-    :meth:`append`, :meth:`release` and :meth:`start`, every copy applies it with :meth:`advance`."""
+    :meth:`append`, :meth:`release` and :meth:`start`, every copy applies it with :meth:`advance`.
+
+    It has no index or mark of its own (``track`` is None): both are its last price, so a
+    canned test sees exactly the prices it scripted."""
+
+    candles: CannedCandles
 
     def __init__(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int, epoch_ns: int) -> None:
         check_config(inst, cfg)

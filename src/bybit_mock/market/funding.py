@@ -6,8 +6,9 @@ an 8 h interval: multiples of the interval since the Unix epoch) from the premiu
 
     F = P + clamp(0.01 % - P, -0.05 %, +0.05 %)      then clamped to +-fundingCap
 
-where ``P = (mark - index) / index`` (the price model makes mark and index differ; while
-they are equal ``P`` is 0 and ``F`` is the base 0.01 %). The interest part and its clamp are
+where ``P`` is the model's premium index (``model.premium_index()``, Bybit's impact-price
+formula, the figure ``/v5/market/premium-index-price-kline`` shows; 0 on a canned market, whose
+three prices are one, so ``F`` is the base 0.01 % there). The interest part and its clamp are
 Bybit's 8 h figures, used as they are for any interval, so a soak test with a 5 s interval
 sees the same rates an 8 h market would.
 
@@ -47,11 +48,6 @@ def funding_rate_of(premium: Decimal, cap: Decimal = FUNDING_CAP) -> Decimal:
     """Bybit's rate from an average premium index: ``P + clamp(0.01 % - P, +-0.05 %)``, capped."""
     rate = premium + min(max(BASE_FUNDING_RATE - premium, -PREMIUM_CLAMP), PREMIUM_CLAMP)
     return min(max(rate, -cap), cap).quantize(RATE_STEP, ROUND_HALF_EVEN)
-
-
-def premium_of(mark: Decimal, index: Decimal) -> Decimal:
-    """The premium index of one sample: how far the mark stands above the index, relative."""
-    return (mark - index) / index if index else ZERO
 
 
 def past_rate(seed: int, boundary_ms: int, cap: Decimal = FUNDING_CAP) -> Decimal:
@@ -104,10 +100,11 @@ class FundingTrack:
             k += 1
         return k
 
-    def sample(self, mark: Decimal, index: Decimal) -> None:
-        """Take the sample due at :attr:`due` (the market as it stands then); the last one
-        of an interval settles its rate."""
-        self.total += premium_of(mark, index)
+    def sample(self, premium: Decimal) -> None:
+        """Take the sample due at :attr:`due`: the premium index as the market stands then
+        (the one ``/v5/market/premium-index-price-kline`` shows); the last sample of an
+        interval settles its rate."""
+        self.total += premium
         self.count += 1
         if self.k < self.samples_per_interval:
             self.k += 1
@@ -124,10 +121,10 @@ class FundingTrack:
         while len(self._order) > KEPT_RATES:
             del self.settled[self._order.popleft()]
 
-    def predicted(self, mark: Decimal, index: Decimal) -> Decimal:
+    def predicted(self, premium: Decimal) -> Decimal:
         """The rate that would settle at the next funding time from the samples so far (the
-        current premium if none is taken yet): tickers' ``fundingRate``."""
-        average = self.total / self.count if self.count else premium_of(mark, index)
+        current ``premium`` index if none is taken yet): tickers' ``fundingRate``."""
+        average = self.total / self.count if self.count else premium
         return funding_rate_of(average, self.cap)
 
     def settled_rate(self, boundary_ms: int) -> Decimal | None:

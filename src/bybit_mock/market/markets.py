@@ -58,9 +58,9 @@ class Markets:
         for model in self.models.values():
             model.advance(now_ns)
 
-    def price_key(self) -> tuple[int, ...]:
-        """Changes whenever any mark price does (cheap: one attribute per model)."""
-        return tuple(m.last_tick for m in self.models.values())
+    def price_key(self) -> tuple[tuple[int, int, int], ...]:
+        """Changes whenever any last, index or mark price does (cheap: one tuple per model)."""
+        return tuple(m.price_state() for m in self.models.values())
 
     def mark_prices(self) -> dict[tuple[str, str], Decimal]:
         return {ident: m.mark_price() for ident, m in self.models.items()}

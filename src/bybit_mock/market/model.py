@@ -4,8 +4,9 @@
   queries, the tickers, the WS publisher), whatever the model's source. mypy checks that
   :class:`~.synthetic.SyntheticMarket` and :class:`~.replay.ReplayMarket` satisfy it.
 * :class:`Trade` and :data:`Event`: what a model records and reports as time advances.
-* :class:`PricedMarket`: the code both models share: the last price, its tick direction,
-  the mark price, and how a price jump moves the book.
+* :class:`PricedMarket`: the code the models share: the last price, its tick direction,
+  the index and mark price (a :class:`~.prices.PriceTrack` where the model has one, the last
+  price where it has not: a canned market), and how a price jump moves the book.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .candles import CandleStore
 from .fixed import Fixed
 from .funding import BASE_FUNDING_RATE, FundingTrack
 from .open_interest import OpenInterest
+from .prices import PREMIUM_FIXED, ConstantPast, PriceTrack
 
 if TYPE_CHECKING:
     from ..instruments import InstrumentConfig
@@ -94,9 +96,13 @@ class MarketModel(Protocol):
     def recorded_topics(self) -> frozenset[str]: ...  # sent verbatim from a recording, not made
     def advance(self, now_ns: int, out: list[Event] | None = None) -> None: ...
     def book_u(self, depth: int) -> int: ...  # ``u`` of the last ``orderbook.{depth}`` message
-    def mark_tick(self) -> int: ...
-    def mark_price(self) -> Decimal: ...
-    def index_price(self) -> Decimal: ...
+    def mark_tick(self) -> int: ...  # the mark on the tick grid (nearest tick)
+    def mark_price(self) -> Decimal: ...  # index + smoothed premium; changes only at events
+    def index_price(self) -> Decimal: ...  # changes only at events
+    def last_price(self) -> Decimal: ...
+    def premium_index(self) -> Decimal: ...  # Bybit's premium index as of the last event
+    def price_state(self) -> tuple[int, int, int]: ...  # changes whenever last, index or mark does
+    def price_candles(self, kind: str) -> tuple[CandleStore, Fixed]: ...  # "index" | "mark" | "premium"
     def funding_rate(self) -> Decimal: ...  # the rate that settles at the next funding time, as of now
     def settled_funding_rate(self, boundary_ms: int) -> Decimal | None: ...  # the rate settled then
     def set_price(self, price: Decimal) -> None: ...  # a jump: the best ask moves to ``price``
@@ -111,12 +117,15 @@ def symbol_seed(market_seed: int, category: str, symbol: str) -> int:
 class PricedMarket:
     book: Book
     prices: Fixed
+    candles: CandleStore
     last_tick: int
     last_direction: str
     epoch_ns: int
     #: a perpetual's premium samples and settled rates (None: spot); made on first use
     _funding_track: FundingTrack | None
     open_interest: OpenInterest
+    #: the index and mark (None: both are the last price, as on a canned market)
+    track: PriceTrack | None = None
 
     def _identify(self, inst: InstrumentConfig, cfg: SymbolMarketConfig, market_seed: int) -> None:
         """What every model knows of its instrument: names, price and size grids, its seed."""
@@ -153,16 +162,47 @@ class PricedMarket:
         self.last_tick = target
         return delta
 
+    def _jump_track(self, t_ms: int) -> None:
+        """After a jump: the index and mark move to the new last price, the premium resets."""
+        if self.track is not None:
+            self.track.jump(t_ms, self.last_tick)
+
     def mark_tick(self) -> int:
-        """The mark price used for accounting: the last trade price."""
-        return self.last_tick
+        """The mark price on the tick grid (the nearest tick)."""
+        track = self.track
+        return self.last_tick if track is None else round(track.mark / track.ratio)
 
     def mark_price(self) -> Decimal:
-        return self.prices.decimal(self.last_tick)
+        """What PnL and margin use: the index plus a smoothed premium (see :mod:`.prices`)."""
+        track = self.track
+        return self.prices.decimal(self.last_tick) if track is None else track.mark_price()
 
     def index_price(self) -> Decimal:
-        """The index price (for now the mark: the price model makes the three distinct)."""
-        return self.mark_price()
+        track = self.track
+        return self.prices.decimal(self.last_tick) if track is None else track.index_price()
+
+    def last_price(self) -> Decimal:
+        return self.prices.decimal(self.last_tick)
+
+    def premium_index(self) -> Decimal:
+        """Bybit's premium index as of the last trade event (0 without a track)."""
+        track = self.track
+        return PREMIUM_FIXED.decimal(0) if track is None else track.premium_index_value()
+
+    def price_state(self) -> tuple[int, int, int]:
+        """``(last tick, index, mark)``: a cheap key that changes whenever one of them does."""
+        track = self.track
+        if track is None:
+            return self.last_tick, self.last_tick, self.last_tick
+        return self.last_tick, track.index, track.mark
+
+    def price_candles(self, kind: str) -> tuple[CandleStore, Fixed]:
+        """One-minute candles of the ``index``, ``mark`` or ``premium`` index and their format."""
+        if self.track is not None:
+            return self.track.candles(kind)
+        if kind == "premium":
+            return _FLAT_PREMIUM, PREMIUM_FIXED
+        return self.candles, self.prices
 
     # -- funding (``funding.py``) ---------------------------------------------------------
 
@@ -177,7 +217,7 @@ class PricedMarket:
         if track is not None:
             while track.due <= now_ns:
                 self._advance_events(track.due, out)
-                track.sample(self.mark_price(), self.index_price())
+                track.sample(self.premium_index())
         self._advance_events(now_ns, out)
 
     @property
@@ -198,7 +238,7 @@ class PricedMarket:
         """The funding rate that settles at the next funding time, as of now: Bybit's formula
         on the premium samples of the interval so far (0 for spot)."""
         track = self.funding_track
-        return track.predicted(self.mark_price(), self.index_price()) if track is not None else Decimal(0)
+        return track.predicted(self.premium_index()) if track is not None else Decimal(0)
 
     def settled_funding_rate(self, boundary_ms: int) -> Decimal | None:
         """The rate that settled at the funding time ``boundary_ms`` (a multiple of the
@@ -206,3 +246,7 @@ class PricedMarket:
         is not a funding time, or the model is spot)."""
         track = self.funding_track
         return track.settled_rate(boundary_ms) if track is not None else None
+
+
+#: the premium-index candles of a model with no track (a canned market): 0 at every time
+_FLAT_PREMIUM = CandleStore(ConstantPast(0, 0))

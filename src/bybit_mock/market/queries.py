@@ -1,4 +1,5 @@
-"""``/v5/market/{orderbook,recent-trade,kline,tickers,funding/history}``: answered from the market models.
+"""``/v5/market/{orderbook,recent-trade,kline,tickers,funding/history,open-interest}`` and the
+mark, index and premium-index price klines: answered from the market models.
 
 The engine calls these after bringing the models to now, so REST shows exactly the market
 the streams show and the orders match against. Parameter rules follow Bybit's docs (section
@@ -7,7 +8,7 @@ the streams show and the orders match against. Parameter rules follow Bybit's do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..bybit import params
@@ -98,6 +99,36 @@ def kline(models: Mapping[str, MarketModel], category: str, query: Query, now_ms
     return {"symbol": model.symbol, "category": category, "list": rows}
 
 
+def _kline_window(query: Query) -> tuple[str, int | None, int | None, int]:
+    interval = params.required(query, "interval")
+    if interval not in INTERVAL_MINUTES:
+        raise params_error("params error: Invalid period")
+    start, end = params.integer(query, "start"), params.integer(query, "end")
+    if start is not None and end is not None and start > end:
+        raise params_error("params error: start must be <= end")
+    return interval, start, end, params.limit(query, 200, 1000)
+
+
+class PriceKline:
+    """``/v5/market/{mark,index,premium-index}-price-kline``: ``[start, open, high, low, close]``
+    strings, newest first, from the model's candles of that price (:mod:`.prices`)."""
+
+    def __init__(self, kind: str, categories: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.categories = categories
+
+    def __call__(self, models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
+        if category not in self.categories:
+            raise params_error(f"params error: category only support {', '.join(self.categories)}")
+        model = _symbol_model(models, query)
+        interval, start, end, limit = _kline_window(query)
+        store, fixed = model.price_candles(self.kind)
+        f = fixed.fmt
+        rows = [[str(c.start), f(c.open), f(c.high), f(c.low), f(c.close)]
+                for c in store.klines(interval, start, end, limit, now_ms)]  # fmt: skip
+        return {"symbol": model.symbol, "category": category, "list": rows}
+
+
 def tickers(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     symbol = params.text(query, "symbol")
     if category == "option":  # what an exchange with no options listed answers
@@ -140,13 +171,17 @@ def funding_history(models: Mapping[str, MarketModel], category: str, query: Que
 
 
 #: endpoint path -> (function, category when the parameter is absent: None means required)
-ENDPOINTS = {
+Handler = Callable[[Mapping[str, MarketModel], str, Query, int], dict[str, Any]]
+ENDPOINTS: dict[str, tuple[Handler, str | None]] = {
     "/v5/market/orderbook": (orderbook, None),
     "/v5/market/recent-trade": (recent_trades, None),
     "/v5/market/kline": (kline, "linear"),
     "/v5/market/tickers": (tickers, None),
     "/v5/market/funding/history": (funding_history, None),
     "/v5/market/open-interest": (open_interest.history, None),
+    "/v5/market/mark-price-kline": (PriceKline("mark", ("linear", "inverse")), "linear"),
+    "/v5/market/index-price-kline": (PriceKline("index", ("linear", "inverse")), "linear"),
+    "/v5/market/premium-index-price-kline": (PriceKline("premium", ("linear",)), "linear"),
 }
 
 

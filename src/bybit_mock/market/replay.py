@@ -31,6 +31,10 @@ What each message does to the model:
   ``last_direction`` from ``L`` or from the price move, one-minute candles).
 * ``tickers`` drive ``last_tick`` only if the file has no trades for the symbol.
 * ``kline`` is only re-emitted (the model's candles are built from the trades).
+* the index and mark price (:mod:`.prices`) are the recorded ticker's ``indexPrice`` and
+  ``markPrice`` from the first ticker that has them on (moved by the ``set_price`` offset);
+  before that, or in a recording with no tickers, the index is an EMA of the replayed trades
+  and the mark that index plus a smoothed premium, both updated at each trade message.
 
 Each applied message is also appended to ``out`` as ``("raw", t_ns, topic, message)`` where
 ``message`` is the recorded dict with its times moved to the replay: ``ts`` is the due time in
@@ -69,6 +73,7 @@ from .book import Book
 from .candles import INTERVAL_MINUTES, CandleStore, PastPrices, interval_end, interval_start
 from .config import SymbolMarketConfig
 from .model import Event, PricedMarket, Trade
+from .prices import PriceTrack
 from .recording import (
     BOOK,
     BOOK_OTHER,
@@ -202,6 +207,7 @@ class ReplayMarket(PricedMarket):
         self.trades: deque[Trade] = deque(maxlen=RECENT_TRADES)
         self._last_trade_ms = epoch_ns // 1_000_000
         self.candles = CandleStore(PastPrices(self.seed, start_tick, epoch_ns // 1_000_000, rec.lots_per_minute))
+        self.track: PriceTrack = PriceTrack(self.prices, self.candles.past, self.seed, epoch_ns // 1_000_000, False)
 
     # -- pickling: the recording is reloaded (and checked) in the receiving process ------
 
@@ -259,6 +265,7 @@ class ReplayMarket(PricedMarket):
             else:
                 self._ticker.update(data)
             self._ticker_times = (t_ms, msg.ts, msg.funding_ms)
+            self._track_ticker(data, t_ms)
             if not self._rec.has_trades and msg.last_tick is not None:
                 tick = msg.last_tick + self.offset
                 if tick > 0:
@@ -280,8 +287,26 @@ class ReplayMarket(PricedMarket):
         self._book_u = msg.u
         self.version = msg.seq
 
+    def _fine(self, text: Any) -> int | None:
+        """A recorded ticker price in the index grid's units, moved by the offset (None if absent)."""
+        if not isinstance(text, str) or not text:
+            return None
+        track = self.track
+        try:
+            count = track.fine.to_count(Decimal(text)) + self.offset * track.ratio
+        except (InvalidOperation, ArithmeticError):
+            return None
+        return count if count > 0 else None
+
+    def _track_ticker(self, data: dict[str, Any], t_ms: int) -> None:
+        index, mark = self._fine(data.get("indexPrice")), self._fine(data.get("markPrice"))
+        if index is not None or mark is not None:
+            self.track.record_replayed(max(t_ms, self._last_trade_ms), index, mark)
+
     def _apply_trades(self, msg: Msg, shift: int) -> None:
         off = self.offset
+        if msg.trades:
+            self.track.step_index(max(msg.trades[0][0] + shift, self._last_trade_ms), self.last_tick)
         for t, side, recorded_tick, lots, trade_id, recorded_direction, seq in msg.trades:
             tick = recorded_tick + off
             if tick <= 0:
@@ -296,6 +321,8 @@ class ReplayMarket(PricedMarket):
             self.trades.append(trade)
             self.candles.add_trade(t_ms, tick, lots)
             self.open_interest.on_trade(t_ms, lots)
+        if msg.trades:
+            self.track.settle(self._last_trade_ms, self.book, self.last_tick)
 
     def _resync_book(self) -> None:
         """After a freeze skipped messages, rebuild the book as the recording has it now.
@@ -411,8 +438,10 @@ class ReplayMarket(PricedMarket):
     # -- control --------------------------------------------------------------------------
 
     def set_price(self, price: Decimal) -> None:
-        """Jump: the book moves so its best ask is ``price``, and every later replayed price follows."""
+        """Jump: the book moves so its best ask is ``price``, and every later replayed price follows;
+        the index and mark move to ``price`` until the next recorded ones (moved by the offset)."""
         self.offset += self._jump(price)
+        self._jump_track(max(self.now_ns // 1_000_000, self._last_trade_ms))
 
 
 def shift_candle_start(interval: str, start: int, ref_old: int, ref_new: int) -> int:

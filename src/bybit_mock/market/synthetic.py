@@ -10,14 +10,17 @@ What happens at each scheduled event (see :mod:`.schedule` for the timing):
 * **trade** (``trade_rate``): a taker of random side and log-normal size takes liquidity
   from the opposite best levels (several fills if it sweeps a level). Taken-out levels are
   replaced at the far end, so each side keeps ``levels`` levels. Prices follow from the order
-  flow: a random walk of ticks, as on a real book.
+  flow: a random walk of ticks, as on a real book, that leans toward the index price (the
+  taker buys more often when the last price is below the index, :func:`.prices.buy_probability`),
+  so the last price follows the index. The index, mark and premium index move at each trade
+  event (:mod:`.prices`).
 * **book tick** (one stream per configured depth): one change inside that depth's window,
   so every message of that depth has something to say: a new best level inside a wide
   spread (and the farthest level dropped), a level removed (and one added at the far end),
   or a size changed. Changes near the top are likelier, as on a real book.
 
 A jump (``set_price``) shifts the whole book so the best ask sits at the new price and the
-last trade price is the new price.
+last trade price, the index and the mark are the new price.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .book import Book, BookSide
 from .candles import CandleStore, PastPrices
 from .config import SymbolMarketConfig
 from .model import Event, PricedMarket, Trade, symbol_seed
+from .prices import PriceTrack, buy_probability
 from .schedule import Schedule
 
 #: ``Trade`` and ``Event`` live in :mod:`.model` now; older imports of them from here keep working.
@@ -74,6 +78,7 @@ class SyntheticMarket(PricedMarket):
         self._build_book(start_tick)
         lots_per_minute = max(1.0, cfg.trade_rate) * 60 * self.trade_lots_typical
         self.candles = CandleStore(PastPrices(self.seed, start_tick, epoch_ns // 1_000_000, lots_per_minute))
+        self.track: PriceTrack = PriceTrack(self.prices, self.candles.past, self.seed, epoch_ns // 1_000_000)
 
     # -- shape ----------------------------------------------------------------------------
 
@@ -149,7 +154,9 @@ class SyntheticMarket(PricedMarket):
 
     def _trade(self, t_ms: int) -> list[Trade]:
         rng = self.rng
-        side = "Buy" if rng.random() < 0.5 else "Sell"
+        track = self.track
+        track.step_index(t_ms, self.last_tick)
+        side = "Buy" if rng.random() < buy_probability(track.index_tick(), self.last_tick) else "Sell"
         book_side = self.book.asks if side == "Buy" else self.book.bids
         want = self._trade_lots()
         fills: list[Trade] = []
@@ -169,6 +176,7 @@ class SyntheticMarket(PricedMarket):
             self.trades.append(trade)
             self.candles.add_trade(t_ms, tick, take)
             self.open_interest.on_trade(t_ms, take)
+        track.settle(t_ms, self.book, self.last_tick)
         return fills
 
     def _book_tick(self, depth: int) -> None:
@@ -215,6 +223,8 @@ class SyntheticMarket(PricedMarket):
     # -- control --------------------------------------------------------------------------
 
     def set_price(self, price: Decimal) -> None:
-        """Jump: the book moves so its best ask is ``price``; the last trade price becomes ``price``."""
+        """Jump: the book moves so its best ask is ``price``; the last trade, index and mark
+        prices become ``price`` (the premium resets)."""
         self._jump(price)
+        self._jump_track(self.now_ns // 1_000_000)
         self.version += 1

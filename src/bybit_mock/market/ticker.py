@@ -95,6 +95,8 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     hour = _window(model, HOUR_MS, now_ms)
     last = model.last_tick
     mark = model.mark_tick()
+    # index and mark print on the price scale's grid (finer than the tick), as Bybit's do
+    index_price, mark_price = model.index_price(), model.mark_price()
     bid, ask = book.bids.top(1), book.asks.top(1)
     spot = model.category == "spot"
     turnover = Decimal(fmt_product(day.turnover, model.prices, 1, model.sizes)).quantize(_FOUR)
@@ -105,9 +107,9 @@ def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
         "symbol": model.symbol,
         "tickDirection": model.last_direction,
         "lastPrice": pf(last),
-        "indexPrice": pf(mark),
-        "markPrice": pf(mark),
-        "usdIndexPrice": pf(mark),
+        "indexPrice": str(index_price),
+        "markPrice": str(mark_price),
+        "usdIndexPrice": str(index_price),
         "prevPrice24h": pf(day.open),
         "price24hPcnt": _ratio(last, day.open, 4 if spot else 6),
         "highPrice24h": pf(day.high),
