@@ -28,7 +28,10 @@ class Markets:
     def __init__(self, instruments: list[InstrumentConfig], config: MarketConfig, epoch_ns: int) -> None:
         self.config = config
         self.instruments: dict[tuple[str, str], InstrumentConfig] = {(i.category, i.symbol): i for i in instruments}
-        self.models: dict[tuple[str, str], MarketModel] = {i: self._build(i, epoch_ns) for i in self.instruments}
+        # Options have no model (no book to advance in every process): ``options.py`` prices them.
+        self.models: dict[tuple[str, str], MarketModel] = {
+            i: self._build(i, epoch_ns) for i in self.instruments if i[0] != "option"
+        }
         #: symbols moved away from their own course (a price set through the API)
         self.changed: set[tuple[str, str]] = set()
 

@@ -77,6 +77,44 @@ def _ratio(new: int, old: int, places: int) -> str:
 
 def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     """Every ticker value, keyed by Bybit's field names (a superset of each shape)."""
+    fields = _common_fields(model, now_ms)
+    if model.inst.dated:
+        fields.update(delivery_fields(model, now_ms))
+    return fields
+
+
+def delivery_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
+    """A dated future's fields: no funding; its delivery, and its basis to the index
+    (``basis`` = last - index, ``basisRate`` = basis / index, ``basisRateYear`` that rate a
+    year); ``predictedDeliveryPrice`` is the index, the price delivery would settle at now."""
+    inst = model.inst
+    pf = model.prices.fmt
+    index = model.index_price()
+    last = model.prices.decimal(model.last_tick)
+    basis = last - index
+    rate = basis / index if index else Decimal(0)
+    left_ms = max(1, inst.delivery_time_ms - now_ms)
+    year = rate * Decimal(365 * DAY_MS) / Decimal(left_ms)
+    return {
+        "fundingRate": "",
+        "nextFundingTime": "0",
+        "fundingIntervalHour": "",
+        "fundingCap": "",
+        "predictedDeliveryPrice": pf(model.prices.to_count(index)),
+        "basisRate": _places(rate, 8),
+        "basisRateYear": _places(year, 8),
+        "basis": pf(model.prices.to_count(basis)),
+        "deliveryFeeRate": str(inst.delivery_fee_rate),
+        "deliveryTime": str(inst.delivery_time_ms),
+    }
+
+
+def _places(value: Decimal, places: int) -> str:
+    q = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    return str(q.normalize()) if q else "0"
+
+
+def _common_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     pf, sf = model.prices.fmt, model.sizes.fmt
     book = model.book
     day = _window(model, DAY_MS, now_ms)
