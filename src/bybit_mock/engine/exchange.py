@@ -54,6 +54,7 @@ from .activity import Activity
 from .admin import admin_call
 from .book import AccountBook
 from .canned_calls import CannedCalls
+from .delivery import Delivery
 from .events import EventLog
 from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
@@ -126,6 +127,7 @@ class Exchange:
             self.position_settings = PositionSettings(book, margin, pushes, clock)
             self.queries = Queries(book, margin, pushes, clock)
             self.funds = Funds(book, margin, pushes, clock)
+            self.delivery = Delivery(book, margin, pushes, clock, self.stops)  # dated futures' expiry
             self._ops = self._op_table()
             self.scenarios.reset()
             self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
@@ -186,6 +188,7 @@ class Exchange:
             "funding_balance": _encoded(f.funding_balance),
             "deposit_records": _encoded(f.deposit_records),
             "transaction_log": _encoded(f.transaction_log),
+            "delivery_record": _encoded(self.delivery.delivery_record),
         }
 
     @property
@@ -271,6 +274,9 @@ class Exchange:
         through (pushed at once: the market's move is its own change); returns now (ms)."""
         now_ms = self._clock()
         self.markets.advance(now_ms * 1_000_000)
+        if self.delivery.due(now_ms):
+            self.delivery.run_due(now_ms)  # contracts past their delivery time: ``delivery.py``
+            self._commit()
         if self.book.resting or self.book.triggers:
             self.trading.sweep(now_ms)
             self._commit()

@@ -37,6 +37,7 @@ from . import margin as margins
 from . import requests, stops
 from .accounts import ZERO, Account
 from .book import AccountBook, Ident
+from .delivery import refuse_if_delivered
 from .funds import log_fill
 from .ledger import apply_fill, fee_of
 from .margin import Margin
@@ -74,6 +75,7 @@ class Trading(Part):
         book = self.book
         account = book.account(api_key)
         inst = requests.traded(self.instruments, query, TRADED)
+        refuse_if_delivered(inst, self._clock())
         ident = (inst.category, inst.symbol)
         last = self.margin.mark(ident)
         spec = requests.new_order(query, inst, last, account.position_indices(*ident))
