@@ -4,12 +4,15 @@ delivered under a pybit client holding a position."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from bybit_mock import MockExchange, MockExchangeConfig
 from bybit_mock.config import InstrumentConfig
@@ -154,3 +157,18 @@ def test_a_short_lived_future_is_delivered_under_a_pybit_position(
         session.place_order(category="linear", symbol=SHORT, side="Buy", orderType="Market", qty="0.01")
     closed = session.get_instruments_info(category="linear", status="Closed")["result"]["list"]
     assert [(i["symbol"], i["status"]) for i in closed] == [(SHORT, "Closed")]
+
+
+async def test_ws_ticker_of_a_dated_future_carries_its_delivery(bybit_mock: MockExchange) -> None:
+    symbol = next(i.symbol for i in bybit_mock.config.instruments if i.category == "linear" and i.dated)
+    async with connect(bybit_mock.ws_public_url("linear")) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "args": [f"tickers.{symbol}"]}).decode())
+        while True:
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg.get("type") == "snapshot":
+                break
+    data = msg["data"]
+    assert data["symbol"] == symbol and int(data["deliveryTime"]) > now_ms()
+    assert data["fundingRate"] == "" and data["deliveryFeeRate"] == "0.0005"
+    assert D(data["basis"]) == D(data["lastPrice"]) - D(data["indexPrice"])
+    assert list(data)[-5:] == ["deliveryTime", "basisRate", "deliveryFeeRate", "predictedDeliveryPrice", "basis"]

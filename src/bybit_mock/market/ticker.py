@@ -35,6 +35,8 @@ WS_FUTURES_KEYS = (
     "fundingIntervalHour", "fundingCap", "nextFundingTime", "fundingRate", "bid1Price", "bid1Size", "ask1Price",
     "ask1Size", "preOpenPrice", "preQty", "curPreListingPhase",
 )  # fmt: skip
+#: a dated future's WS ticker: the perpetual's fields and its delivery's, as Bybit's docs list them
+WS_DATED_KEYS = (*WS_FUTURES_KEYS, "deliveryTime", "basisRate", "deliveryFeeRate", "predictedDeliveryPrice", "basis")
 WS_SPOT_KEYS = (
     "symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h", "volume24h", "turnover24h",
     "price24hPcnt", "usdIndexPrice",
