@@ -75,7 +75,6 @@ class Trading(Part):
         book = self.book
         account = book.account(api_key)
         inst = requests.traded(self.instruments, query, TRADED)
-        refuse_if_delivered(inst, self._clock())
         ident = (inst.category, inst.symbol)
         last = self.margin.mark(ident)
         spec = requests.new_order(query, inst, last, account.position_indices(*ident))
@@ -86,6 +85,7 @@ class Trading(Part):
         if spec.trigger and book.waiting_stops(api_key, ident, _USER_STOPS) >= MAX_CONDITIONAL_ORDERS:
             raise BybitError(110009, "The number of stop orders exceeds maximum limit allowed")
         now = self._clock()
+        refuse_if_delivered(inst, now)  # 110074: the contract's delivery time has passed
         order = spec.order("", api_key, now, last)  # its id once it is sure to be placed
         if order.trigger_price:
             held = self.margin.stop_hold(account, inst, order)
