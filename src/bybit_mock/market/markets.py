@@ -37,7 +37,7 @@ class Markets:
 
     def _build(self, ident: tuple[str, str], epoch_ns: int) -> MarketModel:
         inst = self.instruments[ident]
-        return build_model(inst, self.config.for_symbol(*ident), self.config.seed, epoch_ns)
+        return build_model(inst, self.config.for_symbol(*ident, dated=inst.dated), self.config.seed, epoch_ns)
 
     def rebuild_changed(self, epoch_ns: int) -> bool:
         """Restart the changed symbols, and every canned market that has moved (started,
