@@ -8,6 +8,7 @@ accounts in ``config.py`` beside :class:`~bybit_mock.config.AccountConfig`.
 from __future__ import annotations
 
 import ipaddress
+import time
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -118,6 +119,8 @@ _INSTRUMENT_DECIMALS = (
     "maker_fee",
     "taker_fee",
     "maintenance_margin_rate",
+    "delivery_fee_rate",
+    "strike",
 )
 
 
@@ -133,7 +136,16 @@ def instrument_from(raw: object) -> InstrumentConfig:
     for name in _INSTRUMENT_DECIMALS:
         if name in table:
             kwargs[name] = to_decimal(table.pop(name), f"instrument {symbol} {name}")
-    for name in ("launch_time_ms", "symbol_id", "funding_interval_s"):
+    if "expires_in_s" in table:  # a short-lived contract for tests: delivered that long after start
+        if "delivery_time_ms" in table:
+            raise ConfigError(f"instrument {symbol}: give delivery_time_ms or expires_in_s, not both")
+        seconds = to_decimal(table.pop("expires_in_s"), f"instrument {symbol} expires_in_s")
+        if seconds <= 0:
+            raise ConfigError(f"instrument {symbol}: expires_in_s must be > 0")
+        kwargs["delivery_time_ms"] = time.time_ns() // 1_000_000 + int(seconds * 1000)
+    if "option_type" in table:
+        kwargs["option_type"] = string_in(table, "option_type", f"instrument {symbol}")
+    for name in ("launch_time_ms", "symbol_id", "funding_interval_s", "delivery_time_ms"):
         if name in table:
             value = table.pop(name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -147,7 +159,27 @@ def instrument_from(raw: object) -> InstrumentConfig:
     for name in ("price", "tick_size", "qty_step", "min_qty", "max_qty", "funding_interval_s"):
         if kwargs.get(name, 1) <= 0:
             raise ConfigError(f"instrument {symbol}: {name} must be > 0")
+    check_dated(symbol, category, kwargs)
     return InstrumentConfig(symbol, category, base, quote, **kwargs)
+
+
+def check_dated(symbol: str, category: str, kwargs: dict[str, Any]) -> None:
+    """Dated futures and options: a delivery time (``delivery_time_ms`` or ``expires_in_s``);
+    options also ``option_type`` (Call or Put) and ``strike``; spot none of these."""
+    what = f"instrument {symbol}"
+    if kwargs.get("delivery_time_ms", 0) < 0:
+        raise ConfigError(f"{what}: delivery_time_ms must be >= 0")
+    if category == "option":
+        if not kwargs.get("delivery_time_ms"):
+            raise ConfigError(f"{what}: an option needs delivery_time_ms (or expires_in_s)")
+        if kwargs.get("option_type") not in ("Call", "Put"):
+            raise ConfigError(f"{what}: option_type must be 'Call' or 'Put'")
+        if kwargs.get("strike", 0) <= 0:
+            raise ConfigError(f"{what}: strike must be > 0")
+    elif "option_type" in kwargs or "strike" in kwargs:
+        raise ConfigError(f"{what}: option_type and strike are for options only")
+    elif category == "spot" and kwargs.get("delivery_time_ms"):
+        raise ConfigError(f"{what}: spot has no delivery time")
 
 
 MAX_STREAM_RATE = 100_000.0

@@ -32,7 +32,7 @@ BUSINESS = {110001, 170213, 110017, 110043, 110025, 131212}
 REFUSED = {
     # stop-loss 50 on a buy at 50: Bybit wants a long's SL below the entry price
     "Create swap limit order with tp+sl limit orders attached": 10001,
-    # BTC-27DEC24-55000-P expired in 2024; the mock lists no options (the chain is empty)
+    # BTC-27DEC24-55000-P expired in 2024: these fixtures' instruments list no options
     "Fetch an option contract": 10001,
 }
 

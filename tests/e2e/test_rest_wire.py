@@ -135,7 +135,8 @@ def test_instruments_info_filters_and_prelaunch(raw: RawHttp) -> None:
     linear = get("category=linear&limit=1")["result"]
     assert len(linear["list"]) == 1 and linear["nextPageCursor"]
     assert get("category=linear&status=PreLaunch")["result"]["list"] == []
-    assert get("category=option&baseCoin=BTC")["result"]["list"] == []
+    assert len(get("category=option&baseCoin=BTC")["result"]["list"]) == 12  # the default chain
+    assert get("category=option&baseCoin=ETH")["result"]["list"] == []
     assert get("category=futures")["retCode"] == 10001
     assert get("")["retCode"] == 10001
     btc = get("category=linear&symbol=BTCUSDT")["result"]["list"][0]

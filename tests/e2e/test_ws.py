@@ -72,7 +72,7 @@ async def test_spot_and_option_ack_shapes(bybit_mock: MockExchange) -> None:
     async with connect(bybit_mock.ws_public_url("option")) as ws:
         ack = await ask(ws, {"op": "subscribe", "args": ["orderbook.25.BTCUSDT"]})
         assert ack["type"] == "COMMAND_RESP" and ack["success"] is False
-        assert ack["data"]["failTopics"] == ["orderbook.25.BTCUSDT"]  # no option instruments by default
+        assert ack["data"]["failTopics"] == ["orderbook.25.BTCUSDT"]  # options have no streams (REST only)
         pong = await ask(ws, {"op": "ping", "req_id": "p"})
         assert pong["op"] == "pong" and pong["args"][0].isdigit()
 

@@ -49,12 +49,17 @@ def test_default_has_demo_account_and_instruments() -> None:
     cfg = MockExchangeConfig.default()
     assert cfg.accounts[0].api_key == DEMO_API_KEY
     assert cfg.accounts[0].balances == {"USDT": Decimal("100000")}
-    assert {(i.category, i.symbol) for i in cfg.instruments} == {
+    perpetuals = {(i.category, i.symbol) for i in cfg.instruments if not i.dated}
+    assert perpetuals == {
         ("linear", "BTCUSDT"),
         ("linear", "ETHUSDT"),
         ("spot", "BTCUSDT"),
         ("spot", "ETHUSDT"),
+        ("inverse", "BTCUSD"),
     }
+    dated = [i for i in cfg.instruments if i.dated]  # 2 linear + 2 inverse futures, 12 options
+    assert sorted({i.category for i in dated}) == ["inverse", "linear", "option"]
+    assert len(dated) == 16
     assert MockExchangeConfig().accounts == []
 
 
@@ -145,9 +150,9 @@ def test_with_instruments_leaves_the_receiver_alone() -> None:
     base = MockExchangeConfig()
     only_linear = [i for i in base.instruments if i.category == "linear"]
     derived = base.with_instruments(only_linear)
-    assert len(base.instruments) == 4 and len(derived.instruments) == 2
+    assert len(base.instruments) == 21 and len(derived.instruments) == 4  # 2 perpetuals, 2 dated
     only_linear.clear()  # the caller's list is not the config's
-    assert len(derived.instruments) == 2
+    assert len(derived.instruments) == 4
 
 
 def test_copy_is_deep() -> None:
@@ -164,7 +169,7 @@ def test_copy_is_deep() -> None:
     assert base.accounts[0].balances["USDT"] == Decimal(100_000)
     assert base.accounts[1].positions[0].size == 1
     assert [a.api_key for a in base.accounts] == [DEMO_API_KEY, "k"]
-    assert len(base.instruments) == 4
+    assert len(base.instruments) == 21
     assert base.market.seed == 1 and base.market.symbols[0].book_rates == {50: 10.0}
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.bybit.numbers import fmt
-from bybit_mock.config import InstrumentConfig, default_instruments
+from bybit_mock.config import default_instruments
 from bybit_mock.engine.exchange import Exchange
 from tests.unit.helpers import LINEAR, Clock, decoded
 
@@ -44,8 +44,7 @@ READS = (
 
 def new_exchange() -> Exchange:
     accounts = [AccountConfig(k, "secret", dict(START)) for k in KEYS]
-    btcusd = InstrumentConfig("BTCUSD", "inverse", "BTC", "USD", D(65000), D("0.5"), D(1), D(1), D(10**6), D(10**6))
-    config = MockExchangeConfig(accounts=accounts, instruments=[*default_instruments(), btcusd])
+    config = MockExchangeConfig(accounts=accounts, instruments=default_instruments())  # with the BTCUSD inverse
     ex = Exchange(config, clock=Clock())
     ex.watch("ws-0", ["alice", "bob"])
     for key, side in zip(KEYS, ("Buy", "Sell", "Buy"), strict=True):

@@ -7,9 +7,7 @@ from typing import Any
 
 from bybit_mock import AccountConfig, MockExchangeConfig
 from bybit_mock.engine.exchange import Exchange
-from bybit_mock.instruments import default_instruments
 from tests.unit.helpers import KEY, FixedClock, ok, pushes
-from tests.unit.test_inverse import BTCUSD
 
 D = Decimal
 HOURS_8 = 28_800_000
@@ -23,8 +21,7 @@ def funding_exchange() -> tuple[Exchange, FixedClock]:
     """BTCUSDT (linear, spot) at 65 000 and BTCUSD (inverse) at 36 000, frozen; a watched account."""
     clock = FixedClock()
     account = AccountConfig(KEY, "secret", {"USDT": D(20000), "BTC": D(1)})
-    instruments = [*default_instruments(), BTCUSD]
-    ex = Exchange(MockExchangeConfig(accounts=[account], instruments=instruments), clock=clock)
+    ex = Exchange(MockExchangeConfig(accounts=[account]), clock=clock)  # BTCUSD is listed by default
     ex.watch("test", [KEY])
     ex.freeze_market()
     ex.set_mark_price("BTCUSDT", 65000)
@@ -140,7 +137,7 @@ def test_inverse_positions_pay_in_the_coin_on_their_coin_value() -> None:
     assert ex.balances(KEY)["USDT"] == D("20000.65")  # the linear short received 6 500 x 0.01 %
     (item,) = fundings(ex, INVERSE)
     assert (item["execQty"], item["execValue"], item["execFee"], item["execPrice"]) == (
-        "36000", "0.9", "0.00009", "40000.0",
+        "36000", "0.9", "0.00009", "40000.00",
     )  # fmt: skip
     rows = {r["currency"]: r for r in settlement_rows(ex)}
     assert (rows["BTC"]["funding"], rows["BTC"]["cashBalance"]) == ("0.00009", "0.99991")

@@ -94,5 +94,7 @@ def test_switch_by_coin_skips_busy_symbols_and_inverse_stays_one_way() -> None:
     ex = new_exchange()
     ok(ex, "order_create", market("Buy", "0.01", 0))  # BTCUSDT busy; ETHUSDT free
     ok(ex, "switch_mode", {"category": "linear", "coin": "USDT", "mode": 3})
-    assert ex.accounts[KEY].hedged == {("linear", "ETHUSDT")}
+    dated = {i for i, inst in ex.instruments.items() if inst.category == "linear" and inst.dated}
+    free = {("linear", "ETHUSDT")} | dated
+    assert ex.accounts[KEY].hedged == free  # USDT perpetuals and USDT futures alike
     assert run(ex, "switch_mode", {"category": "inverse", "coin": "BTC", "mode": 3})[0] == 110029

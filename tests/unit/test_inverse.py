@@ -80,7 +80,7 @@ def test_inverse_margin_is_the_coin_itself() -> None:
     ex = inverse_exchange(btc="0.01")  # 100 000 USDT does not margin a BTCUSD order
     too_big = INVERSE | {"side": "Buy", "orderType": "Limit", "qty": "36000", "price": "36000"}  # IM 0.1 BTC
     assert run(ex, "order_create", too_big)[0] == 110007
-    fits = INVERSE | {"side": "Buy", "orderType": "Limit", "qty": "3000", "price": "36000"}  # IM ~0.0083 BTC
+    fits = INVERSE | {"side": "Buy", "orderType": "Limit", "qty": "3000", "price": "35900"}  # rests; IM ~0.0084 BTC
     ok(ex, "order_create", fits)
     assert ex.accounts[KEY].coins["BTC"].order_im > 0 and ex.accounts[KEY].coins["USDT"].order_im == 0
 

@@ -149,7 +149,9 @@ def test_random_order_flows_keep_the_books_straight(
         if op[0] in ("market", "limit", "amend") and before >= 0:
             assert unclipped_available(ex) >= 0, op
         for coin in ex.accounts[KEY].coins.values():
-            assert coin.locked <= coin.wallet and coin.locked >= 0 and coin.order_im >= 0
+            # a realised loss beyond the coin's balance leaves it negative (a unified account
+            # borrows against its other collateral, the BTC here); nothing is locked then
+            assert 0 <= coin.locked <= max(coin.wallet, 0) and coin.order_im >= 0
         # the margin check's shortcut gives what the full valuation gives (up to the 28th digit:
         # the sums are grouped differently)
         shortcut, full = ex.margin.available(ex.accounts[KEY]), ex.margin.valuation(ex.accounts[KEY]).total_available

@@ -34,7 +34,9 @@ def risk_tier(inst: InstrumentConfig) -> dict[str, Any]:
 
 
 def instrument(inst: InstrumentConfig) -> dict[str, Any]:
-    """An ``/v5/market/instruments-info`` list item (linear/inverse or spot shape)."""
+    """An ``/v5/market/instruments-info`` list item (linear/inverse, spot or option shape)."""
+    if inst.category == "option":
+        return option_instrument(inst)
     if inst.category == "spot":
         return {
             "symbolId": inst.symbol_id,
@@ -64,13 +66,13 @@ def instrument(inst: InstrumentConfig) -> dict[str, Any]:
     return {
         "symbol": inst.symbol,
         "symbolId": inst.symbol_id,
-        "contractType": "LinearPerpetual" if inst.category == "linear" else "InversePerpetual",
+        "contractType": inst.contract_type,
         "status": "Trading",
         "baseCoin": inst.base_coin,
         "quoteCoin": inst.quote_coin,
         "launchTime": str(inst.launch_time_ms),
-        "deliveryTime": "0",
-        "deliveryFeeRate": "",
+        "deliveryTime": str(inst.delivery_time_ms),
+        "deliveryFeeRate": fmt(inst.delivery_fee_rate) if inst.dated else "",
         "priceScale": str(inst.price_scale),
         "leverageFilter": {
             "minLeverage": "1",
@@ -91,16 +93,43 @@ def instrument(inst: InstrumentConfig) -> dict[str, Any]:
             "minNotionalValue": fmt(inst.min_notional),
         },
         "unifiedMarginTrade": True,
-        # minutes (Bybit's 480 for 8 h); a sub-minute soak-test interval shows 1, not 0, so
-        # a client that sizes a history window from it (ccxt) still asks for a window
-        "fundingInterval": max(1, inst.funding_interval_s // 60),
+        # minutes (Bybit's 480 for 8 h; 0 for a dated future, which has no funding); a
+        # sub-minute soak-test interval shows 1, not 0, so a client that sizes a history window
+        # from it (ccxt) still asks for a window
+        "fundingInterval": 0 if inst.dated else max(1, inst.funding_interval_s // 60),
         "settleCoin": inst.settle_coin,
         "copyTrading": "both",
-        "upperFundingRate": "0.00375",
-        "lowerFundingRate": "-0.00375",
+        "upperFundingRate": "" if inst.dated else "0.00375",
+        "lowerFundingRate": "" if inst.dated else "-0.00375",
         "isPreListing": False,
         "preListingInfo": None,
         "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
         "displayName": "",
         "symbolType": "",
+    }
+
+
+def option_instrument(inst: InstrumentConfig) -> dict[str, Any]:
+    """An option's ``/v5/market/instruments-info`` item (Bybit's option shape)."""
+    return {
+        "symbol": inst.symbol,
+        "status": "Trading",
+        "baseCoin": inst.base_coin,
+        "quoteCoin": inst.quote_coin,
+        "settleCoin": inst.settle_coin,
+        "optionsType": inst.option_type,
+        "launchTime": str(inst.launch_time_ms),
+        "deliveryTime": str(inst.delivery_time_ms),
+        "deliveryFeeRate": fmt(inst.delivery_fee_rate),
+        "priceFilter": {
+            "minPrice": fmt(inst.tick_size),
+            "maxPrice": fmt(inst.max_price),
+            "tickSize": fmt(inst.tick_size),
+        },
+        "lotSizeFilter": {
+            "maxOrderQty": fmt(inst.max_qty),
+            "minOrderQty": fmt(inst.min_qty),
+            "qtyStep": fmt(inst.qty_step),
+        },
+        "displayName": "",
     }

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..config import AccountConfig, InstrumentConfig
-from .records import Deposit, LogEntry, Transfer
+from .records import DeliveryRecord, Deposit, LogEntry, Transfer
 from .views import CoinView, PositionView
 
 ZERO = Decimal(0)
@@ -133,6 +133,8 @@ class Account:
     log: list[LogEntry] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     deposits: list[Deposit] = field(default_factory=list)
+    #: positions delivered at their contract's expiry (``delivery.py``)
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
 
     @property
     def isolated(self) -> bool:

@@ -54,6 +54,7 @@ from .activity import Activity
 from .admin import admin_call
 from .book import AccountBook
 from .canned_calls import CannedCalls
+from .delivery import Delivery
 from .events import EventLog
 from .funding import FundingSettlement
 from .funds import Funds
@@ -132,6 +133,7 @@ class Exchange:
             self.funds = Funds(book, margin, pushes, clock)
             self.system_status = SystemStatus(clock)  # maintenance windows a test announced
             self.funding = FundingSettlement(book, margin, pushes, clock)  # from the next funding time on
+            self.delivery = Delivery(book, margin, pushes, clock, self.stops)  # dated futures' expiry
             self._ops = self._op_table()
             self.scenarios.reset()
             self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
@@ -194,6 +196,7 @@ class Exchange:
             "transaction_log": _encoded(f.transaction_log),
             "withdraw_records": _encoded(f.withdraw_records),
             "system_status": _encoded(self.system_status.query),
+            "delivery_record": _encoded(self.delivery.delivery_record),
         }
 
     @property
@@ -280,6 +283,9 @@ class Exchange:
         now_ms = self._clock()
         self.markets.advance(now_ms * 1_000_000)
         self.funding.run_due(now_ms, self._commit)  # funding times passed: each settles once (``funding.py``)
+        if self.delivery.due(now_ms):
+            self.delivery.run_due(now_ms)  # contracts past their delivery time: ``delivery.py``
+            self._commit()
         if self.book.resting or self.book.triggers:
             self.trading.sweep(now_ms)
             self._commit()

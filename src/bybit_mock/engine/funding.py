@@ -50,8 +50,8 @@ PAYMENT_STEP = Decimal("0.00000001")
 
 def perpetual(inst: InstrumentConfig) -> bool:
     """Whether funding settles on this instrument: Bybit's ``LinearPerpetual`` and
-    ``InversePerpetual`` contracts (not spot; dated futures, when listed, would be excluded here)."""
-    return inst.category in CONTRACTS
+    ``InversePerpetual`` contracts (not spot, not dated futures: they are delivered instead)."""
+    return inst.category in CONTRACTS and not inst.dated
 
 
 def funding_payment(inst: InstrumentConfig, pos: Position, mark: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:

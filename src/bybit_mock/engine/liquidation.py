@@ -44,6 +44,7 @@ from decimal import Decimal
 
 from ..bybit.numbers import shared
 from ..config import InstrumentConfig
+from ..instruments import CONTRACTS
 from . import stops
 from .accounts import ZERO, Account, Position
 from .book import AccountBook, Ident
@@ -73,7 +74,7 @@ class Liquidation(Part):
 
     def check(self, now_ms: int) -> bool:
         """Take over every position whose margin ran out (after a market move); whether any was."""
-        marks = {ident: self.margin.mark(ident) for ident in self.instruments if ident[0] != "spot"}
+        marks = {ident: self.margin.mark(ident) for ident in self.instruments if ident[0] in CONTRACTS}
         seen = (self.book.version, tuple(marks.values()))
         if seen == self._seen:
             return False

@@ -102,6 +102,7 @@ LIMITS: Mapping[str, Rule | ByLine] = {
     "/v5/asset/transfer/query-account-coins-balance": Rule(5),
     "/v5/asset/deposit/query-record": Rule(100, MINUTE_MS),
     "/v5/asset/withdraw/query-record": Rule(300, MINUTE_MS),
+    "/v5/asset/delivery-record": Rule(5),
     "/v5/asset/coin/query-info": Rule(5),
     "/v5/asset/transfer/inter-transfer": Rule(60, MINUTE_MS),
     # User

@@ -131,3 +131,31 @@ class Deposit:
             "depositType": "0",
             "fromAddress": "",
         }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One position delivered at its contract's expiry (``/v5/asset/delivery-record``)."""
+
+    seq: int
+    time_ms: int  # the contract's delivery time
+    category: str
+    symbol: str
+    side: str  # the position's side
+    position: Decimal  # its size
+    delivery_price: Decimal
+    strike: Decimal  # options only (0 for a future: shown as "")
+    fee: Decimal
+    rpl: Decimal  # realised PnL of the delivery, before the fee
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "deliveryTime": self.time_ms,
+            "symbol": self.symbol,
+            "side": self.side,
+            "position": fmt(self.position),
+            "deliveryPrice": fmt(self.delivery_price),
+            "strike": fmt(self.strike) if self.strike else "",
+            "fee": fmt(self.fee),
+            "deliveryRpl": fmt(self.rpl),
+        }

@@ -37,6 +37,7 @@ from . import margin as margins
 from . import requests, stops
 from .accounts import ZERO, Account
 from .book import AccountBook, Ident
+from .delivery import refuse_if_delivered
 from .funds import log_fill
 from .ledger import apply_fill, fee_of
 from .margin import Margin
@@ -86,6 +87,7 @@ class Trading(Part):
         if spec.trigger and book.waiting_stops(api_key, ident, _USER_STOPS) >= MAX_CONDITIONAL_ORDERS:
             raise BybitError(110009, "The number of stop orders exceeds maximum limit allowed")
         now = self._clock()
+        refuse_if_delivered(inst, now)  # 110074: the contract's delivery time has passed
         order = spec.order("", api_key, now, last)  # its id once it is sure to be placed
         if order.trigger_price:
             held = self.margin.stop_hold(account, inst, order)

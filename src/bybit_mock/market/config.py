@@ -24,6 +24,11 @@ Source = Literal["synthetic", "replay", "canned"]
 #: Every futures and spot order-book depth at its Bybit-like default rate (messages/s).
 DEFAULT_BOOK_RATES: dict[int, float] = dict(zip(BOOK_DEPTHS["linear"], (100.0, 50.0, 10.0, 5.0), strict=True))
 
+#: A dated future's defaults when the config names it in no ``[[market.symbols]]``: a fifth of
+#: a perpetual's trades and book messages (its tickers and klines stay at the defaults).
+DATED_TRADE_RATE = 4.0
+DATED_BOOK_RATES: dict[int, float] = dict(zip(BOOK_DEPTHS["linear"], (20.0, 10.0, 2.0, 1.0), strict=True))
+
 
 @dataclass
 class SymbolMarketConfig:
@@ -87,10 +92,15 @@ class MarketConfig:
     #: Per-symbol settings; an instrument with no entry streams with the defaults.
     symbols: list[SymbolMarketConfig] = field(default_factory=list)
 
-    def for_symbol(self, category: str, symbol: str) -> SymbolMarketConfig:
+    def for_symbol(self, category: str, symbol: str, dated: bool = False) -> SymbolMarketConfig:
+        """The symbol's settings; with no entry, the defaults (a ``dated`` contract's are
+        quieter: :data:`DATED_TRADE_RATE` and :data:`DATED_BOOK_RATES`, so the default dated
+        futures add little to what every WS worker advances)."""
         for s in self.symbols:
             if s.category == category and s.symbol == symbol:
                 return s
+        if dated:
+            return SymbolMarketConfig(symbol, category, trade_rate=DATED_TRADE_RATE, book_rates=dict(DATED_BOOK_RATES))
         return SymbolMarketConfig(symbol=symbol, category=category)
 
     def check_canned(self, instruments: list[InstrumentConfig], max_pace: float) -> None:

@@ -28,13 +28,16 @@ class Markets:
     def __init__(self, instruments: list[InstrumentConfig], config: MarketConfig, epoch_ns: int) -> None:
         self.config = config
         self.instruments: dict[tuple[str, str], InstrumentConfig] = {(i.category, i.symbol): i for i in instruments}
-        self.models: dict[tuple[str, str], MarketModel] = {i: self._build(i, epoch_ns) for i in self.instruments}
+        # Options have no model (no book to advance in every process): ``options.py`` prices them.
+        self.models: dict[tuple[str, str], MarketModel] = {
+            i: self._build(i, epoch_ns) for i in self.instruments if i[0] != "option"
+        }
         #: symbols moved away from their own course (a price set through the API)
         self.changed: set[tuple[str, str]] = set()
 
     def _build(self, ident: tuple[str, str], epoch_ns: int) -> MarketModel:
         inst = self.instruments[ident]
-        return build_model(inst, self.config.for_symbol(*ident), self.config.seed, epoch_ns)
+        return build_model(inst, self.config.for_symbol(*ident, dated=inst.dated), self.config.seed, epoch_ns)
 
     def rebuild_changed(self, epoch_ns: int) -> bool:
         """Restart the changed symbols, and every canned market that has moved (started,

@@ -229,7 +229,7 @@ class PricedMarket:
         except AttributeError:
             inst = self.inst
             track = None
-            if inst.category in CONTRACTS:
+            if inst.category in CONTRACTS and not inst.dated:  # a dated future is never funded
                 track = FundingTrack(self.seed, inst.funding_interval_s, self.epoch_ns // 1_000_000)
             self._funding_track = track
             return track

@@ -15,7 +15,7 @@ from ..bybit import params
 from ..bybit.errors import params_error
 from ..bybit.numbers import fmt
 from ..instruments import CATEGORIES, CONTRACTS
-from . import open_interest
+from . import open_interest, options
 from .candles import INTERVAL_MINUTES
 from .fixed import fmt_product
 from .markets import Markets
@@ -131,12 +131,6 @@ class PriceKline:
 
 def tickers(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     symbol = params.text(query, "symbol")
-    if category == "option":  # what an exchange with no options listed answers
-        if models:
-            raise params_error("params error: option tickers (greeks, IV) are not simulated by bybit-mock")
-        if symbol is not None:
-            raise params_error("params error: symbol invalid")
-        return {"category": category, "list": []}
     selected = [_symbol_model(models, query)] if symbol is not None else [models[s] for s in sorted(models)]
     keys = REST_SPOT_KEYS if category == "spot" else REST_FUTURES_KEYS
     return {"category": category, "list": [ticker_shape(ticker_fields(m, now_ms), keys) for m in selected]}
@@ -185,10 +179,21 @@ ENDPOINTS: dict[str, tuple[Handler, str | None]] = {
 }
 
 
+#: what options answer (computed from the underlying's index, ``options.py``); the others
+#: find no option model and answer "symbol invalid"
+OPTION_ENDPOINTS = {
+    "/v5/market/orderbook": options.orderbook,
+    "/v5/market/recent-trade": options.recent_trades,
+    "/v5/market/tickers": options.tickers,
+}
+
+
 def answer(markets: Markets, path: str, query: Query, now_ms: int) -> dict[str, Any]:
     fn, default_category = ENDPOINTS[path]
     if default_category is not None and params.text(query, "category") is None:
         category = default_category
     else:
         category = params.category(query, CATEGORIES)
+    if category == "option" and path in OPTION_ENDPOINTS:  # options have no models: ``options.py``
+        return OPTION_ENDPOINTS[path](markets, query, now_ms)
     return fn(markets.of_category(category), category, query, now_ms)

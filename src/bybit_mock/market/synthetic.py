@@ -66,8 +66,10 @@ class SyntheticMarket(PricedMarket):
         price = float(inst.price)
         lot = float(inst.qty_step)
         self.min_lots = max(1, self.sizes.to_count(inst.min_qty))
-        self.trade_lots_typical = max(1.0, cfg.order_notional / price / lot / 4)
-        self.level_lots_typical = max(1.0, cfg.order_notional / price / lot)
+        # an inverse contract's quantity is in the quote coin (USD) already: no division by the price
+        base_qty = cfg.order_notional if inst.category == "inverse" else cfg.order_notional / price
+        self.trade_lots_typical = max(1.0, base_qty / lot / 4)
+        self.level_lots_typical = max(1.0, base_qty / lot)
         self.book = Book()
         self.version = self.rng.randrange(10**9, 4 * 10**9)  # Bybit's ``seq``: the book's version
         self.last_tick = start_tick

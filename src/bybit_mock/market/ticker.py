@@ -39,6 +39,8 @@ WS_FUTURES_KEYS = (
     "fundingIntervalHour", "fundingCap", "nextFundingTime", "fundingRate", "bid1Price", "bid1Size", "ask1Price",
     "ask1Size", "preOpenPrice", "preQty", "curPreListingPhase",
 )  # fmt: skip
+#: a dated future's WS ticker: the perpetual's fields and its delivery's, as Bybit's docs list them
+WS_DATED_KEYS = (*WS_FUTURES_KEYS, "deliveryTime", "basisRate", "deliveryFeeRate", "predictedDeliveryPrice", "basis")
 WS_SPOT_KEYS = (
     "symbol", "lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h", "volume24h", "turnover24h",
     "price24hPcnt", "usdIndexPrice",
@@ -89,6 +91,44 @@ def funding_interval_hours(interval_s: int) -> str:
 
 def ticker_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     """Every ticker value, keyed by Bybit's field names (a superset of each shape)."""
+    fields = _common_fields(model, now_ms)
+    if model.inst.dated:
+        fields.update(delivery_fields(model, now_ms))
+    return fields
+
+
+def delivery_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
+    """A dated future's fields: no funding; its delivery, and its basis to the index
+    (``basis`` = last - index, ``basisRate`` = basis / index, ``basisRateYear`` that rate a
+    year); ``predictedDeliveryPrice`` is the index, the price delivery would settle at now."""
+    inst = model.inst
+    pf = model.prices.fmt
+    index = model.index_price()
+    last = model.prices.decimal(model.last_tick)
+    basis = last - index
+    rate = basis / index if index else Decimal(0)
+    left_ms = max(1, inst.delivery_time_ms - now_ms)
+    year = rate * Decimal(365 * DAY_MS) / Decimal(left_ms)
+    return {
+        "fundingRate": "",
+        "nextFundingTime": "0",
+        "fundingIntervalHour": "",
+        "fundingCap": "",
+        "predictedDeliveryPrice": pf(model.prices.to_count(index)),
+        "basisRate": _places(rate, 8),
+        "basisRateYear": _places(year, 8),
+        "basis": pf(model.prices.to_count(basis)),
+        "deliveryFeeRate": str(inst.delivery_fee_rate),
+        "deliveryTime": str(inst.delivery_time_ms),
+    }
+
+
+def _places(value: Decimal, places: int) -> str:
+    q = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    return str(q.normalize()) if q else "0"
+
+
+def _common_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     pf, sf = model.prices.fmt, model.sizes.fmt
     book = model.book
     day = _window(model, DAY_MS, now_ms)

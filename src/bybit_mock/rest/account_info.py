@@ -39,7 +39,8 @@ def user_id(api_key: str) -> int:
 
 class CoinInfo:
     def __init__(self, config: MockExchangeConfig) -> None:
-        coins = sorted({c for i in config.instruments for c in (i.base_coin, i.quote_coin)})
+        # "USD" (an inverse contract's quote) is a unit of account, not a coin one holds
+        coins = sorted({c for i in config.instruments for c in (i.base_coin, i.quote_coin)} - {"USD"})
         self.rows = [self._row(c) for c in coins]
 
     @staticmethod

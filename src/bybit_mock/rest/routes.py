@@ -23,24 +23,31 @@ def market_time(call: Call) -> HandlerResult:
 
 
 class Instruments:
-    """``/v5/market/instruments-info`` from the configured instruments (never changes at run time)."""
+    """``/v5/market/instruments-info`` from the configured instruments.
+
+    A dated contract past its ``deliveryTime`` is delivered (``engine/delivery.py``): it shows
+    status ``Closed`` and, as on Bybit, only when ``status=Closed`` is asked for (the default
+    lists what trades: ``Trading`` for linear, inverse and spot; option's default also lists
+    ``PreLaunch`` and ``Delivering``, which the mock never has)."""
 
     def __init__(self, config: MockExchangeConfig) -> None:
-        self.items: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
+        self.items: dict[str, list[tuple[int, dict[str, Any]]]] = {c: [] for c in CATEGORIES}
         for inst in config.instruments:
-            self.items[inst.category].append(shapes.instrument(inst))
+            self.items[inst.category].append((inst.delivery_time_ms, shapes.instrument(inst)))
 
     def __call__(self, call: Call) -> HandlerResult:
         q = call.params
         category = params.category(q, CATEGORIES)
-        items = self.items[category]
+        status = params.text(q, "status") or "Trading"
+        items = [
+            item if not delivered else {**item, "status": "Closed"}
+            for delivery_ms, item in self.items[category]
+            if (delivered := 0 < delivery_ms <= call.now_ms) == (status == "Closed") and status in ("Trading", "Closed")
+        ]
         symbol = params.text(q, "symbol")
         if symbol is not None:
             items = [i for i in items if i["symbol"] == symbol]
-        status = params.text(q, "status")
-        if status is not None and status != "Trading":
-            items = []  # every configured instrument is Trading; PreLaunch etc. are empty
-        base = params.text(q, "baseCoin")
+        base = params.text(q, "baseCoin") or ("BTC" if category == "option" else None)  # option's default
         if base is not None and category != "spot":
             items = [i for i in items if i["baseCoin"] == base]
         if category == "spot":  # spot is not paginated
@@ -110,6 +117,7 @@ TRADING = {
     "/v5/asset/transfer/query-account-coins-balance": ("GET", "funding_balance"),
     "/v5/asset/deposit/query-record": ("GET", "deposit_records"),
     "/v5/asset/withdraw/query-record": ("GET", "withdraw_records"),
+    "/v5/asset/delivery-record": ("GET", "delivery_record"),
 }
 
 

@@ -27,7 +27,7 @@ from ..market.candles import INTERVAL_MINUTES, interval_start
 from ..market.canned import CannedMarket
 from ..market.model import Event, MarketModel
 from ..market.schedule import Schedule
-from ..market.ticker import WS_FUTURES_KEYS, WS_SPOT_KEYS, ticker_fields, ticker_shape
+from ..market.ticker import WS_DATED_KEYS, WS_FUTURES_KEYS, WS_SPOT_KEYS, ticker_fields, ticker_shape
 from ..market.views import DepthView
 from .fanout import FanOut, Outbox
 
@@ -347,7 +347,9 @@ class MarketPublisher:
 
     def _ticker_data(self, feed: SymbolFeed, now_ms: int) -> dict[str, str]:
         fields = ticker_fields(feed.model, now_ms)
-        return ticker_shape(fields, WS_FUTURES_KEYS if feed.futures else WS_SPOT_KEYS)
+        if not feed.futures:
+            return ticker_shape(fields, WS_SPOT_KEYS)
+        return ticker_shape(fields, WS_DATED_KEYS if feed.model.inst.dated else WS_FUTURES_KEYS)
 
     def _ticker_event(
         self, feed: SymbolFeed, t_ms: int, boxes: Callable[[str], list[Outbox]], batches: dict[str, list[bytes]]

@@ -22,7 +22,8 @@ class PublicTopics:
     def __init__(self, config: MockExchangeConfig) -> None:
         self.symbols: dict[str, frozenset[str]] = {c: frozenset() for c in CATEGORIES}
         for inst in config.instruments:
-            self.symbols[inst.category] = self.symbols[inst.category] | {inst.symbol}
+            if inst.category != "option":  # options are priced on demand over REST: no streams
+                self.symbols[inst.category] = self.symbols[inst.category] | {inst.symbol}
 
     def is_valid(self, category: str, topic: str) -> bool:
         parts = topic.split(".")
