@@ -102,8 +102,7 @@ def delivery_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
     (``basis`` = last - index, ``basisRate`` = basis / index, ``basisRateYear`` that rate a
     year); ``predictedDeliveryPrice`` is the index, the price delivery would settle at now."""
     inst = model.inst
-    pf = model.prices.fmt
-    index = model.index_price()
+    index = model.index_price()  # on the price scale's grid, as indexPrice prints it
     last = model.prices.decimal(model.last_tick)
     basis = last - index
     rate = basis / index if index else Decimal(0)
@@ -114,10 +113,10 @@ def delivery_fields(model: MarketModel, now_ms: int) -> dict[str, str]:
         "nextFundingTime": "0",
         "fundingIntervalHour": "",
         "fundingCap": "",
-        "predictedDeliveryPrice": pf(model.prices.to_count(index)),
+        "predictedDeliveryPrice": str(index),
         "basisRate": _places(rate, 8),
         "basisRateYear": _places(year, 8),
-        "basis": pf(model.prices.to_count(basis)),
+        "basis": str(basis),  # exactly lastPrice - indexPrice
         "deliveryFeeRate": str(inst.delivery_fee_rate),
         "deliveryTime": str(inst.delivery_time_ms),
     }
