@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import orjson
@@ -51,7 +50,6 @@ from ..market import queries as market_queries
 from ..market.markets import Markets
 from .accounts import HEDGE_SIDES, ZERO, Account, Position
 from .activity import Activity
-from .admin import admin_call
 from .book import AccountBook
 from .canned_calls import CannedCalls
 from .delivery import Delivery
@@ -61,6 +59,7 @@ from .funds import Funds
 from .ledger import DEFAULT_LEVERAGE
 from .liquidation import Liquidation
 from .margin import Margin
+from .ops import op_table
 from .positions import PositionSettings
 from .pushes import Pushes
 from .queries import Queries
@@ -134,7 +133,7 @@ class Exchange:
             self.system_status = SystemStatus(clock)  # maintenance windows a test announced
             self.funding = FundingSettlement(book, margin, pushes, clock)  # from the next funding time on
             self.delivery = Delivery(book, margin, pushes, clock, self.stops)  # dated futures' expiry
-            self._ops = self._op_table()
+            self._ops = op_table(self)
             self.scenarios.reset()
             self.events.append("reset", None)  # workers drop what scenarios left (IP bans, stalls)
             for raw in self._config.scenarios:  # the config's, armed at every start
@@ -151,53 +150,6 @@ class Exchange:
         # Outside the lock: return once every worker has seen the reset (and what is armed
         # again), so the next test's first request meets the state it expects.
         self.events.wait_taken(seq, ARM_ACK_TIMEOUT)
-
-    def _op_table(self) -> dict[str, Callable[..., Any]]:
-        """Every command a worker may send, by name (the REST routes, ``/v5/trade`` and the
-        workers' own housekeeping; a test checks that each one they name is here)."""
-        t, q, f, p = self.trading, self.queries, self.funds, self.position_settings
-        return {
-            "instance": self.instance,
-            "secrets": self.secrets,
-            "secret": self.secret,
-            "wallet_balance": q.wallet_balance,
-            "position_list": q.position_list,
-            "market_models": self.market_models,
-            "market_query": self._market_query,
-            "market_start": self.canned.start,
-            "scenario_rest": self.scenarios.rest,
-            "scenario_resume": self.scenarios.resume,
-            "scenario_take": self.scenarios.take,
-            "scenario_note": self.scenarios.registry.note,
-            "scenario_summary": self.scenarios.registry.summary,
-            "scenario_state": self.scenarios.state,
-            "scenario_broadcast": self.scenarios.broadcast,
-            "admin": partial(admin_call, self),  # the /__admin/ API (``admin.py``)
-            "watch": self.pushes.watch,
-            "order_create": _encoded(t.order_create),
-            "order_amend": _encoded(t.order_amend),
-            "order_cancel": _encoded(t.order_cancel),
-            "order_cancel_all": _encoded(t.order_cancel_all),
-            "order_create_batch": partial(t.order_batch, "create"),
-            "order_amend_batch": partial(t.order_batch, "amend"),
-            "order_cancel_batch": partial(t.order_batch, "cancel"),
-            "order_realtime": _encoded(q.order_realtime),
-            "order_history": _encoded(q.order_history),
-            "execution_list": _encoded(q.execution_list),
-            "trading_stop": _encoded(self.stops.trading_stop),
-            "set_leverage": _encoded(p.set_leverage),
-            "switch_mode": _encoded(p.switch_mode),
-            "account_info": _encoded(f.account_info),
-            "set_margin_mode": _encoded(f.set_margin_mode),
-            "transfer": _encoded(f.transfer),
-            "transfer_list": _encoded(f.transfer_list),
-            "funding_balance": _encoded(f.funding_balance),
-            "deposit_records": _encoded(f.deposit_records),
-            "transaction_log": _encoded(f.transaction_log),
-            "withdraw_records": _encoded(f.withdraw_records),
-            "system_status": _encoded(self.system_status.query),
-            "delivery_record": _encoded(self.delivery.delivery_record),
-        }
 
     @property
     def ops(self) -> frozenset[str]:
@@ -316,7 +268,7 @@ class Exchange:
             self._advance()
             return self.instance_id, self.events.cursor, pickle.dumps(list(self.markets), pickle.HIGHEST_PROTOCOL)
 
-    def _market_query(self, path: str, query: dict[str, Any]) -> bytes:
+    def market_query(self, path: str, query: dict[str, Any]) -> bytes:
         """``/v5/market/{orderbook,recent-trade,kline,tickers}`` from the models, as of now."""
         now_ms = self._advance()
         return orjson.dumps(market_queries.answer(self.markets, path, query, now_ms))
@@ -603,12 +555,3 @@ class Exchange:
         if inst is None:
             raise ValueError(f"unknown instrument {category}/{symbol}")
         return inst
-
-
-def _encoded(fn: Callable[..., Any]) -> Callable[..., bytes]:
-    """A command whose result a REST worker wraps in the envelope as it is."""
-
-    def run(*args: Any) -> bytes:
-        return orjson.dumps(fn(*args))
-
-    return run
