@@ -82,13 +82,7 @@ def recent_trades(models: Mapping[str, MarketModel], category: str, query: Query
 
 def kline(models: Mapping[str, MarketModel], category: str, query: Query, now_ms: int) -> dict[str, Any]:
     model = _symbol_model(models, query)
-    interval = params.required(query, "interval")
-    if interval not in INTERVAL_MINUTES:
-        raise params_error("params error: Invalid period")
-    start, end = params.integer(query, "start"), params.integer(query, "end")
-    if start is not None and end is not None and start > end:
-        raise params_error("params error: start must be <= end")
-    limit = params.limit(query, 200, 1000)
+    interval, start, end, limit = _kline_window(query)
     prices, sizes = model.prices, model.sizes
     pf = prices.fmt
     rows = [
