@@ -200,6 +200,10 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _underlyings(symbols: list[str]) -> list[str]:
+    return sorted({s.split("-", 1)[0] for s in symbols})
+
+
 def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
     lines = [
         f"bybit-mock {__version__} ready",
@@ -210,8 +214,13 @@ def banner(exchange: MockExchange, config: MockExchangeConfig) -> str:
     for acct in config.accounts:
         coins = ", ".join(f"{amount:f} {coin}" for coin, amount in acct.balances.items()) or "no balance"
         lines.append(f"  account     key={acct.api_key}  secret={acct.api_secret}  ({coins})")
-    symbols = ", ".join(f"{i.symbol} ({i.category})" for i in config.instruments)
-    lines.append(f"  instruments {symbols}")
+    by_category: dict[str, list[str]] = {}
+    for inst in config.instruments:
+        by_category.setdefault(inst.category, []).append(inst.symbol)
+    for category, symbols in by_category.items():
+        # an option chain is dozens of symbols: its count and underlyings say enough
+        shown = ", ".join(symbols) if category != "option" else f"{len(symbols)} ({', '.join(_underlyings(symbols))})"
+        lines.append(f"  {category:<11s} {shown}")
     lines.append(f"  rate limits: {config.rate_limits}")
     if config.admin == "on":
         access = "token required" if config.admin_token else "open to this machine"
