@@ -31,6 +31,7 @@ import uvloop
 
 from . import metrics
 from .config import MockExchangeConfig
+from .service import gc_policy
 from .service.client import StateClient, manager_opener
 
 PARENT_CHECK_INTERVAL = 0.5
@@ -117,6 +118,7 @@ async def _main(spec: WorkerSpec, ready: Connection, serve: Serve) -> None:
         ready.send(("error", f"{spec.name}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
         state.close()
         raise
+    gc_policy.freeze_startup()
     ready.send(("ready", os.getpid()))
     ready.close()
     meter = metrics.current()

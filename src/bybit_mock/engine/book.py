@@ -141,7 +141,9 @@ class AccountBook:
                     del self.link_ids[(api_key, o.link_id)]
             else:
                 kept.append(o)
-        self.account_orders[api_key] = kept
+        # in place: a new list would be a young object holding 100 000 references, and every
+        # young collection until the next freeze (``service/gc_policy.py``) would walk them all
+        orders[:] = kept
 
     def find(self, api_key: str, category: str, symbol: str, order_id: str | None, link_id: str | None) -> Order | None:
         """The account's order by id (or else link id) in this symbol, or None."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..config import MockExchangeConfig
 from ..engine.exchange import Exchange
+from . import gc_policy
 
 #: Methods the proxy may call; anything else on the engine stays private to its process.
 EXPOSED = (
@@ -119,11 +120,18 @@ def init_state_service(config: MockExchangeConfig, parent_pid: int) -> None:
 
 
 def run_market_clock(exchange: Exchange, interval: float = MARKET_CLOCK_INTERVAL) -> None:
+    """Bring the markets to now every ``interval``, and keep the garbage collector off the
+    engine's long-lived objects (``gc_policy.py``)."""
+
     def run() -> None:
+        frozen_at = time.monotonic()
         while True:
             time.sleep(interval)
             try:
                 exchange.advance_markets()
+                if time.monotonic() - frozen_at >= gc_policy.FREEZE_INTERVAL:
+                    gc_policy.freeze_survivors()
+                    frozen_at = time.monotonic()
             except Exception:  # pragma: no cover - a model bug must not stop the clock
                 logging.getLogger(__name__).exception("market clock failed")
 
