@@ -77,3 +77,24 @@ def test_toml_dated_instrument(tmp_path: Path) -> None:
     assert (inst.delivery_time_ms, inst.delivery_fee_rate, inst.contract_type) == (
         DEC_2025, Decimal("0.0005"), "InverseFutures",
     )  # fmt: skip
+
+
+def test_a_dated_future_has_its_perpetuals_index() -> None:
+    """BTCUSDT-25DEC26's index is BTCUSDT's (and BTCUSDZ26's is BTCUSD's): one underlying, one
+    index, so the basis is to the index the perpetual shows; the last prices stay apart."""
+    from bybit_mock.engine.exchange import Exchange  # noqa: PLC0415
+
+    now = [1_800_000_000_000]
+    ex = Exchange(MockExchangeConfig.default(), clock=lambda: now[0])
+    models = ex.markets.models
+    dated = {(i.category, i.symbol) for i in ex.instruments.values() if i.dated and i.category != "option"}
+    assert len(dated) == 4
+    lasts = set()
+    for _ in range(5):
+        now[0] += 60_000
+        ex.advance_markets()
+        for category, symbol in dated:
+            perpetual = models[(category, symbol.split("-")[0] if "-" in symbol else symbol[:-3])]
+            assert models[(category, symbol)].index_price() == perpetual.index_price()
+            lasts.add(models[(category, symbol)].last_price() == perpetual.last_price())
+    assert lasts != {True}  # their own trades: the markets are not copies

@@ -80,7 +80,18 @@ class SyntheticMarket(PricedMarket):
         self._build_book(start_tick)
         lots_per_minute = max(1.0, cfg.trade_rate) * 60 * self.trade_lots_typical
         self.candles = CandleStore(PastPrices(self.seed, start_tick, epoch_ns // 1_000_000, lots_per_minute))
-        self.track: PriceTrack = PriceTrack(self.prices, self.candles.past, self.seed, epoch_ns // 1_000_000)
+        epoch_ms = epoch_ns // 1_000_000
+        self.track: PriceTrack
+        if inst.dated:
+            # a dated future's index is its underlying's: the walk of the perpetual on the same
+            # pair (BTCUSDT for BTCUSDT-25DEC26), seeded as that model is, so the two indexes
+            # agree and the future's basis is to the index its perpetual shows
+            seed = symbol_seed(market_seed, inst.category, inst.base_coin + inst.quote_coin)
+            self.track = PriceTrack(
+                self.prices, PastPrices(seed, start_tick, epoch_ms, lots_per_minute), seed, epoch_ms
+            )
+        else:
+            self.track = PriceTrack(self.prices, self.candles.past, self.seed, epoch_ms)
 
     # -- shape ----------------------------------------------------------------------------
 
