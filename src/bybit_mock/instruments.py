@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -163,47 +163,35 @@ def default_instruments(now_ms: int | None = None) -> list[InstrumentConfig]:
 
 
 def dated_futures(now_ms: int) -> list[InstrumentConfig]:
-    """BTC linear and inverse futures delivered at the next two quarterly Fridays."""
+    """BTC linear and inverse futures delivered at the next two quarterly Fridays: each its
+    perpetual (BTCUSDT, BTCUSD) with Bybit's futures filters, a delivery time and fee."""
     d = Decimal
+    perpetual = {(i.category, i.symbol): i for i in base_instruments()}
+    linear, inverse = perpetual[("linear", "BTCUSDT")], perpetual[("inverse", "BTCUSD")]
     out: list[InstrumentConfig] = []
     for n, delivery in enumerate(quarterly_expiries(now_ms, 2)):
         launch = min(now_ms, delivery - 180 * 86_400_000)
         out.append(
-            InstrumentConfig(
-                linear_future_symbol("BTC", "USDT", delivery),
-                "linear",
-                "BTC",
-                "USDT",
-                price=d("65000"),
+            replace(
+                linear,
+                symbol=linear_future_symbol("BTC", "USDT", delivery),
                 tick_size=d("0.50"),
-                qty_step=d("0.001"),
-                min_qty=d("0.001"),
                 max_qty=d("500.000"),
                 max_mkt_qty=d("100.000"),
-                min_notional=d("5"),
                 max_leverage=d("50.00"),
-                launch_time_ms=launch,
                 symbol_id=20 + n,
+                launch_time_ms=launch,
                 delivery_time_ms=delivery,
                 delivery_fee_rate=d("0.0005"),
             )
         )
+        symbol = inverse_future_symbol("BTC", delivery)
         out.append(
-            InstrumentConfig(
-                inverse_future_symbol("BTC", delivery),
-                "inverse",
-                "BTC",
-                "USD",
-                price=d("65000"),
-                tick_size=d("0.50"),
-                qty_step=d("1"),
-                min_qty=d("1"),
-                max_qty=d("1000000"),
-                max_mkt_qty=d("200000"),
-                min_notional=d("0"),
-                max_leverage=d("100.00"),
-                launch_time_ms=launch,
+            replace(
+                inverse,
+                symbol=symbol,
                 symbol_id=30 + n,
+                launch_time_ms=launch,
                 delivery_time_ms=delivery,
                 delivery_fee_rate=d("0.0005"),
             )
