@@ -122,6 +122,23 @@ class PastPrices:
         return Candle(start, ticks[0], max(ticks), min(ticks), close, volume, volume * ticks[0])
 
 
+class ConstantPast(PastPrices):
+    """One value at every time before the epoch, no volume: a canned market's history (flat at
+    its first price) and the premium index of a model whose three prices are one (0)."""
+
+    def __init__(self, value: int, epoch_ms: int) -> None:  # no waves: nothing of the parent's state
+        self.start_tick = value
+        self.epoch_ms = epoch_ms
+        self.lots_per_minute = 0.0
+
+    def tick_at(self, t_ms: int) -> int:
+        return self.start_tick
+
+    def candle(self, start: int, end: int) -> Candle:
+        v = self.start_tick
+        return Candle(start, v, v, v, v)
+
+
 class CandleStore:
     """One-minute candles since the epoch plus the past; answers any interval and range."""
 

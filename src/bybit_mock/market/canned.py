@@ -44,7 +44,7 @@ from typing import Any
 from ..instruments import BOOK_DEPTHS, CONTRACTS, InstrumentConfig
 from . import messages
 from .book import Book
-from .candles import INTERVAL_MINUTES, Candle, CandleStore, PastPrices, interval_end, interval_start
+from .candles import INTERVAL_MINUTES, Candle, CandleStore, ConstantPast, PastPrices, interval_end, interval_start
 from .canned_items import BookSnapshot, MarketItem, Tick
 from .canned_items import Candle as CannedCandle
 from .config import SymbolMarketConfig
@@ -178,22 +178,6 @@ class CannedTimeline:
 # -- candles ------------------------------------------------------------------------------
 
 
-class FlatPast(PastPrices):
-    """A canned market has no history before it starts: flat at its first price, no volume."""
-
-    def __init__(self, start_tick: int, epoch_ms: int) -> None:  # no waves: nothing of the parent's state
-        self.start_tick = start_tick
-        self.epoch_ms = epoch_ms
-        self.lots_per_minute = 0.0
-
-    def tick_at(self, t_ms: int) -> int:
-        return self.start_tick
-
-    def candle(self, start: int, end: int) -> Candle:
-        t = self.start_tick
-        return Candle(start, t, t, t, t)
-
-
 class CannedCandles(CandleStore):
     """``/v5/market/kline`` answers with the canned candles only; the ticks feed the inherited
     one-minute store, which the tickers' 24-hour figures read."""
@@ -259,7 +243,7 @@ class CannedMarket(PricedMarket):
         self.last_direction = "ZeroPlusTick"
         self._follow_last()
         epoch_ms = epoch_ns // 1_000_000
-        self.candles = CannedCandles(FlatPast(self.last_tick, epoch_ms))
+        self.candles = CannedCandles(ConstantPast(self.last_tick, epoch_ms))
         self._fed_ms = epoch_ms  # the 24 h store's clock: it only goes forward
         #: interval -> (start, confirmed) of the last candle added, to place the next one
         self._starts: dict[str, tuple[int, bool]] = {}

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..instruments import CONTRACTS
 from .book import Book
-from .candles import CandleStore
+from .candles import CandleStore, ConstantPast
 from .fixed import Fixed
 from .funding import BASE_FUNDING_RATE, FundingTrack
 from .open_interest import OpenInterest
-from .prices import PREMIUM_FIXED, ConstantPast, PriceTrack
+from .prices import PREMIUM_FIXED, PriceTrack
 
 if TYPE_CHECKING:
     from ..instruments import InstrumentConfig

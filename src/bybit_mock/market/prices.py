@@ -93,22 +93,6 @@ class PathPast(PastPrices):
         return Candle(start, values[0], max(values), min(values), close)
 
 
-class ConstantPast(PastPrices):
-    """One value at every time before the epoch (a premium index of 0 where nothing moves it)."""
-
-    def __init__(self, value: int, epoch_ms: int) -> None:  # no waves of its own
-        self.start_tick = value
-        self.epoch_ms = epoch_ms
-        self.lots_per_minute = 0.0
-
-    def tick_at(self, t_ms: int) -> int:
-        return self.start_tick
-
-    def candle(self, start: int, end: int) -> Candle:
-        v = self.start_tick
-        return Candle(start, v, v, v, v)
-
-
 class PriceTrack:
     """The index, mark and premium index of one model (see the module docstring).
 
