@@ -69,13 +69,18 @@ def _bool(value: Any, where: str) -> bool:
     return value
 
 
-def _decimal(value: Any, where: str, positive: bool = True) -> str:
+def _number(value: Any, where: str, problem: str) -> Decimal:
+    """``value`` (a string or a JSON number, not a bool) as a Decimal, or ``problem``."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise ScenarioError(where, 'must be a decimal (a string such as "0.01", or a number)')
+        raise ScenarioError(where, problem)
     try:
-        number = Decimal(str(value))
+        return Decimal(str(value))
     except InvalidOperation:
-        raise ScenarioError(where, 'must be a decimal (a string such as "0.01", or a number)') from None
+        raise ScenarioError(where, problem) from None
+
+
+def _decimal(value: Any, where: str, positive: bool = True) -> str:
+    number = _number(value, where, 'must be a decimal (a string such as "0.01", or a number)')
     if not number.is_finite() or (positive and number <= 0) or (not positive and number < 0):
         raise ScenarioError(where, "must be a decimal > 0" if positive else "must be a decimal >= 0")
     return str(number)
@@ -99,12 +104,7 @@ def _ws_code(value: Any, where: str) -> int:
 
 def _percent(value: Any, where: str) -> str:
     """A signed decimal percentage (``-5`` is a 5 % fall), above -100."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise ScenarioError(where, "must be a decimal percentage")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ScenarioError(where, "must be a decimal percentage") from None
+    number = _number(value, where, "must be a decimal percentage")
     if not number.is_finite() or number <= -100:
         raise ScenarioError(where, "must be a decimal percentage above -100")
     return str(number)
