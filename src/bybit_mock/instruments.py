@@ -79,6 +79,11 @@ class InstrumentConfig:
         return self.delivery_time_ms > 0
 
     @property
+    def perpetual(self) -> bool:
+        """A ``LinearPerpetual`` or ``InversePerpetual``: the contracts funding settles on."""
+        return self.category in CONTRACTS and not self.dated
+
+    @property
     def contract_type(self) -> str:
         """Bybit's ``contractType`` (linear and inverse only)."""
         kind = "Linear" if self.category == "linear" else "Inverse"

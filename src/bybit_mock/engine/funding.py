@@ -34,7 +34,6 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ..config import InstrumentConfig
-from ..instruments import CONTRACTS
 from .accounts import Account, Position, notional
 from .book import AccountBook, Ident
 from .margin import Margin
@@ -46,12 +45,6 @@ from .records import LogEntry
 ZERO = Decimal(0)
 #: payments are settled to 8 decimals, as Bybit's wallet shows them
 PAYMENT_STEP = Decimal("0.00000001")
-
-
-def perpetual(inst: InstrumentConfig) -> bool:
-    """Whether funding settles on this instrument: Bybit's ``LinearPerpetual`` and
-    ``InversePerpetual`` contracts (not spot, not dated futures: they are delivered instead)."""
-    return inst.category in CONTRACTS and not inst.dated
 
 
 def funding_payment(inst: InstrumentConfig, pos: Position, mark: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
@@ -69,7 +62,7 @@ class FundingSettlement(Part):
         #: per perpetual: its interval (ms) and the last funding time settled (the one at or
         #: before the start: positions settle from the next one on)
         self.interval_ms: dict[Ident, int] = {
-            ident: max(1, inst.funding_interval_s) * 1000 for ident, inst in self.instruments.items() if perpetual(inst)
+            ident: max(1, inst.funding_interval_s) * 1000 for ident, inst in self.instruments.items() if inst.perpetual
         }
         self.settled_to: dict[Ident, int] = {ident: now - now % ms for ident, ms in self.interval_ms.items()}
         self._next_due = self._earliest()

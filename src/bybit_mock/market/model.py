@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ..instruments import CONTRACTS
 from .book import Book
 from .candles import CandleStore, ConstantPast
 from .fixed import Fixed
@@ -229,7 +228,7 @@ class PricedMarket:
         except AttributeError:
             inst = self.inst
             track = None
-            if inst.category in CONTRACTS and not inst.dated:  # a dated future is never funded
+            if inst.perpetual:  # spot, dated futures and options are never funded
                 track = FundingTrack(self.seed, inst.funding_interval_s, self.epoch_ns // 1_000_000)
             self._funding_track = track
             return track
