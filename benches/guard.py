@@ -22,13 +22,13 @@ status 0 unless ``--strict`` and something missed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvloop
 from hdrh.histogram import HdrHistogram
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
@@ -37,8 +37,8 @@ import canned_server
 import test_ws_fanout
 from bybit_mock import MockExchange
 from http_loadgen import OrderCycle, Target, run
+from order_probe import event_samples
 from test_rest_throughput import UNLIMITED
-from test_trading import event_samples
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def fanout_checks(plan: Plan) -> list[Check]:
 
 def tail_checks(plan: Plan) -> list[Check]:
     with MockExchange(UNLIMITED) as ex:
-        asyncio.run(event_samples(ex, 200))  # warm-up: the first orders after a start are slower
-        samples = asyncio.run(event_samples(ex, plan.orders))
+        uvloop.run(event_samples(ex, 200))  # warm-up: the first orders after a start are slower
+        samples = uvloop.run(event_samples(ex, plan.orders))
     histogram = HdrHistogram(1, 60_000_000, 3)  # µs, 1 µs to 60 s, 3 significant digits
     for ms in samples:
         histogram.record_value(max(1, round(ms * 1000)))

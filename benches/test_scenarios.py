@@ -27,7 +27,6 @@ Every figure sits beside a reference measured in the same run, and the verdict i
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 import statistics
@@ -39,6 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import uvloop
 
 import startup_skeleton
 import ws_echo_server
@@ -53,8 +53,8 @@ from bybit_mock import (
 )
 from bybit_mock.supervisor import _children_skip_main
 from http_loadgen import Result, Target, run
+from order_probe import event_samples
 from procstat import CLOCK_TICKS, cpu_ticks
-from test_trading import event_samples
 from ws_storm import StormClients
 
 #: A load test, far over Bybit's per-UID rate limits by design: the mock without them.
@@ -329,7 +329,7 @@ def test_execution_push_latency_with_scenarios(benchmark: Any) -> None:
                         for scenario in _unrelated_scenarios():
                             ex.scenarios.push(scenario)
                         assert len(ex.scenarios.list()) == 4  # the fifth fired as it was armed
-                    samples[case] += asyncio.run(event_samples(ex, EVENTS_PER_ROUND))
+                    samples[case] += uvloop.run(event_samples(ex, EVENTS_PER_ROUND))
                     if case != "none armed":
                         fired = {e["scenario"] for e in ex.scenarios.journal()}
                         assert fired == {"other-drops"}, f"an unrelated scenario fired: {fired}"

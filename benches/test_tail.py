@@ -13,17 +13,17 @@ collection walks). Targets (issue 14): p50 <= 0.8 ms, p99 <= 2 ms, p99.9 <= 3 ms
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
 
 import pytest
+import uvloop
 from hdrh.histogram import HdrHistogram
 
 from bybit_mock import MockExchange
+from order_probe import event_samples
 from test_rest_throughput import UNLIMITED
-from test_trading import event_samples
 
 ORDERS = int(os.environ.get("BENCH_TAIL_ORDERS", "3000"))
 HISTORY = int(os.environ.get("BENCH_TAIL_HISTORY", "100000"))
@@ -57,11 +57,11 @@ def test_order_to_push_tail(benchmark: Any) -> None:
 
     def measure() -> None:
         with MockExchange(UNLIMITED) as ex:
-            results["idle"] = percentiles(asyncio.run(event_samples(ex, ORDERS)))
+            results["idle"] = percentiles(uvloop.run(event_samples(ex, ORDERS)))
             started = time.monotonic()
             fill_history(ex, HISTORY)
             print(f"\n{HISTORY:,} orders of history filled in {time.monotonic() - started:.1f} s")
-            results[f"{HISTORY:,} orders retained"] = percentiles(asyncio.run(event_samples(ex, ORDERS)))
+            results[f"{HISTORY:,} orders retained"] = percentiles(uvloop.run(event_samples(ex, ORDERS)))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     print(f"REST create -> execution push, {ORDERS:,} market orders one at a time (ms):")

@@ -11,20 +11,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import os
 import statistics
-import time
 from typing import Any
 
-import orjson
-from websockets.asyncio.client import connect
+import uvloop
 
 import canned_server
 from bybit_mock import MockExchange, MockExchangeConfig
-from bybit_mock.bybit.auth import rest_headers, ws_auth_signature
 from http_loadgen import OrderCycle, Result, run
+from order_probe import event_samples
 
 #: A load test, far over Bybit's per-UID rate limits by design: the mock without them.
 UNLIMITED = MockExchangeConfig.default().copy(rate_limits="off")
@@ -73,7 +69,7 @@ def test_idle_latency(benchmark: Any) -> None:
             rest = run(OrderCycle("127.0.0.1", ex.rest_port, "/", ex.api_key, ex.api_secret), 1, 1, 1.0, 3.0)
             assert rest.errors == 0
             results["REST create/cancel round trip"] = (rest.p50_ms, rest.p99_ms)
-            results["REST -> private execution event"] = asyncio.run(event_latency(ex))
+            results["REST -> private execution event"] = uvloop.run(event_latency(ex))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     targets = {"REST create/cancel round trip": (0.5, 2.0), "REST -> private execution event": (1.0, 3.0)}
@@ -90,53 +86,3 @@ async def event_latency(ex: MockExchange) -> tuple[float, float]:
     """Market orders one at a time; time from writing the request to the ``execution`` push."""
     samples = sorted(await event_samples(ex, EVENTS))
     return statistics.median(samples), samples[int(len(samples) * 0.99)]
-
-
-async def event_samples(ex: MockExchange, count: int) -> list[float]:
-    """``count`` market orders one at a time: ms from writing each to its ``execution`` push.
-
-    The measuring client's own garbage collector is off meanwhile: its pauses (tens of ms
-    once its heap is large, as pytest's is) would count as the mock's latency."""
-    gc.collect()
-    gc.disable()
-    try:
-        return await _event_samples(ex, count)
-    finally:
-        gc.enable()
-
-
-async def _event_samples(ex: MockExchange, count: int) -> list[float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", ex.rest_port)
-    samples: list[float] = []
-    async with connect(ex.ws_private_url) as ws:
-        expires = int(time.time() * 1000) + 60_000
-        await ws.send(
-            orjson.dumps({"op": "auth", "args": [ex.api_key, expires, ws_auth_signature(ex.api_secret, expires)]})
-        )
-        await ws.recv()
-        await ws.send(orjson.dumps({"op": "subscribe", "args": ["execution"]}))
-        await ws.recv()
-        for i in range(count):
-            side = "Buy" if i % 2 == 0 else "Sell"  # keeps the position flat-ish
-            body = f'{{"category":"linear","symbol":"BTCUSDT","side":"{side}","orderType":"Market","qty":"0.001"}}'
-            headers = rest_headers(ex.api_key, ex.api_secret, body, time.time_ns() // 1_000_000)
-            head = "POST /v5/order/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-            request = f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode()
-            start = time.perf_counter()
-            writer.write(request)
-            while True:
-                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-                if msg.get("topic") == "execution":
-                    break
-            samples.append((time.perf_counter() - start) * 1000)
-            await _read_response(reader)
-    writer.close()
-    return samples
-
-
-async def _read_response(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    body = await reader.readexactly(length)
-    assert b'"retCode":0' in body, body

@@ -397,7 +397,9 @@ class FakeSource:
             raise EOFError
         return self.engine
 
-    def wait_events(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[tuple[str, Any]]]:
+    def wait_events(
+        self, cursor: int, timeout: float, reader: str = "", bulk: bool = True
+    ) -> tuple[int, list[tuple[str, Any]]]:
         if self.dead:
             raise EOFError
         self.polls.append((self.engine, cursor))

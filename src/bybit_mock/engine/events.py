@@ -13,6 +13,13 @@ knows it is armed, so a request sent right after is sure to meet it.
 The log is bounded. A worker whose cursor has fallen out of it gets a ``("gap", None)`` event
 first, so it can resynchronise (reload markets; later, re-read account state) instead of
 silently missing events.
+
+Most events are one account's private stream (:data:`BULK`): thousands a second under load,
+wanted only by the WS workers. A reader that does not want them (a REST worker follows only
+what scenarios arm) polls with ``bulk=False``: it waits on a condition of its own, which
+only the other kinds wake, and reads them from a short log of their own. Before, every
+REST worker was woken, sent and handed every private push, to drop it: a wakeup, a pickle,
+a thread handoff and a GIL contender on each order's way to its push.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from typing import Any
 
 Event = tuple[str, Any]
 
+#: the per-account stream events: most of the log, read only by the readers that ask for them
+BULK = frozenset({"private", "private_raw"})
+
 #: a reader that has not polled for this long (seconds) is gone: nobody waits for it
 READER_STALE_S = 3.0
 
@@ -33,11 +43,21 @@ class EventLog:
     #: a batch behind), so this only bounds how far a stalled worker may fall before it must
     #: resynchronise; each private push is ~1-4 KB, so 20 000 keep the log under ~80 MB.
     CAPACITY = 20_000
+    #: Non-bulk events kept for the readers that skip the bulk ones: they are rare (scenario
+    #: changes, market reloads), and such a reader is never more than a poll behind.
+    CONTROL_CAPACITY = 1_024
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._next = 0  # sequence number of the next event appended
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        #: woken only by the events that are not :data:`BULK`, for the readers that skip those
+        self._control_cond = threading.Condition(lock)
+        #: the events that are not :data:`BULK`, with their sequence numbers
+        self._control: deque[tuple[int, Event]] = deque(maxlen=min(capacity, self.CONTROL_CAPACITY))
+        #: the newest non-bulk event that fell out of ``_control`` (-1: none)
+        self._control_lost = -1
         #: reader -> (the cursor it last asked from, when)
         self._readers: dict[str, tuple[int, float]] = {}
 
@@ -53,15 +73,25 @@ class EventLog:
             seq = self._next
             self._next += 1
             self._cond.notify_all()
+            if kind not in BULK:
+                control = self._control
+                if len(control) == control.maxlen:
+                    self._control_lost = control[0][0]
+                control.append((seq, (kind, data)))
+                self._control_cond.notify_all()
             return seq
 
-    def wait(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[Event]]:
-        """Events from ``cursor`` on, waiting up to ``timeout`` s for one; returns the new cursor."""
+    def wait(self, cursor: int, timeout: float, reader: str = "", bulk: bool = True) -> tuple[int, list[Event]]:
+        """Events from ``cursor`` on, waiting up to ``timeout`` s for one; returns the new cursor.
+        With ``bulk=False``, only the events that are not :data:`BULK` (the cursor still moves
+        past the others)."""
         with self._cond:
             if reader:
                 # asking from ``cursor`` means it has taken everything before it
                 self._readers[reader] = (cursor, time.monotonic())
                 self._cond.notify_all()
+            if not bulk:
+                return self._wait_control(cursor, timeout)
             if cursor >= self._next and timeout > 0:
                 self._cond.wait_for(lambda: cursor < self._next, timeout)
             first = self._next - len(self._events)
@@ -74,6 +104,24 @@ class EventLog:
             events = self._events
             out.extend(events[i - first] for i in range(cursor, self._next))
             return self._next, out
+
+    def _wait_control(self, cursor: int, timeout: float) -> tuple[int, list[Event]]:
+        """:meth:`wait` without the bulk events (the lock is held)."""
+        control = self._control
+
+        def newer() -> bool:
+            return bool(control) and control[-1][0] >= cursor
+
+        if not newer() and timeout > 0:
+            self._control_cond.wait_for(newer, timeout)
+        newest: list[Event] = []
+        for seq, event in reversed(control):  # the newest few, without walking the rest
+            if seq < cursor:
+                break
+            newest.append(event)
+        out: list[Event] = [("gap", None)] if cursor <= self._control_lost else []
+        out.extend(reversed(newest))
+        return self._next, out
 
     def wait_taken(self, seq: int, timeout: float) -> bool:
         """Wait until every live reader has taken event ``seq`` (False if one had not in time)."""

@@ -273,9 +273,12 @@ class Exchange:
         now_ms = self._advance()
         return orjson.dumps(market_queries.answer(self.markets, path, query, now_ms))
 
-    def wait_events(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[tuple[str, Any]]]:
-        """Long-poll the event log (never under the engine lock: see ``events.py``)."""
-        return self.events.wait(cursor, min(max(timeout, 0.0), 30.0), reader)
+    def wait_events(
+        self, cursor: int, timeout: float, reader: str = "", bulk: bool = True
+    ) -> tuple[int, list[tuple[str, Any]]]:
+        """Long-poll the event log (never under the engine lock: see ``events.py``); ``bulk=False``
+        leaves out the private stream's events."""
+        return self.events.wait(cursor, min(max(timeout, 0.0), 30.0), reader, bulk)
 
     def watch(self, worker: str, api_keys: list[str]) -> None:
         """A WS worker's accounts with authenticated private connections (its whole set)."""

@@ -42,7 +42,13 @@ async def follow_scenarios(spec: WorkerSpec, state: StateClient, faults: RestFau
     instance, cursor, summary = value
     faults.learn(summary)
     poller = EventPoller(
-        lambda: connect(spec.state_address, spec.authkey), loop, faults.on_events, cursor, instance, discard
+        lambda: connect(spec.state_address, spec.authkey),
+        loop,
+        faults.on_events,
+        cursor,
+        instance,
+        discard,
+        bulk=False,  # the private stream's events are the WS workers' business
     )
 
     def on_new_engine(new_instance: str) -> None:

@@ -37,14 +37,17 @@ Event = tuple[str, Any]
 
 class EventSource(Protocol):
     def instance(self) -> str: ...
-    def wait_events(self, cursor: int, timeout: float, reader: str = "") -> tuple[int, list[Event]]: ...
+    def wait_events(
+        self, cursor: int, timeout: float, reader: str = "", bulk: bool = True
+    ) -> tuple[int, list[Event]]: ...
 
 
 Source = TypeVar("Source", bound=EventSource)
 
 
 class EventPoller(Generic[Source]):
-    """``connect`` makes a source (a proxy); ``discard`` retires one whose connection broke."""
+    """``connect`` makes a source (a proxy); ``discard`` retires one whose connection broke;
+    ``bulk=False`` polls without the private stream's events (``engine/events.py``)."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class EventPoller(Generic[Source]):
         cursor: int,
         instance: str,
         discard: Callable[[Source], None] | None = None,
+        bulk: bool = True,
     ) -> None:
         self._connect = connect
         self._discard = discard
@@ -63,6 +67,7 @@ class EventPoller(Generic[Source]):
         self._cursor = cursor
         self._instance = instance
         self._stopping = False
+        self._bulk = bulk
         #: how the engine knows this poller (a writer may wait until every reader took an event)
         self._reader = f"pid-{os.getpid()}"
         self._thread = threading.Thread(target=self._run, name="event-poller", daemon=True)
@@ -118,7 +123,7 @@ class EventPoller(Generic[Source]):
                     if source.instance() != source_instance:
                         raise ConnectionError("the state service changed engines")
                     continue
-                cursor, events = source.wait_events(polled[1], POLL_TIMEOUT, self._reader)
+                cursor, events = source.wait_events(polled[1], POLL_TIMEOUT, self._reader, self._bulk)
             except Exception as exc:
                 if self._stopping:
                     return
