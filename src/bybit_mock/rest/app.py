@@ -71,7 +71,9 @@ def parse_query(query: str) -> dict[str, str]:
         if not part:
             continue
         key, _, value = part.partition("=")
-        params[unquote(key)] = unquote(value)
+        if "%" in part:  # (unquote is pure Python; most queries have nothing to decode)
+            key, value = unquote(key), unquote(value)
+        params[key] = value
     return params
 
 

@@ -385,7 +385,7 @@ def _coalesce(slot: dict[tuple[str, tuple[Any, ...]], int], key: Command, next_i
     """The index of an identical command already in the batch, else reserve ``next_index``."""
     op, args = key
     try:
-        index = slot.setdefault((op, tuple(_frozen(arg) for arg in args)), next_index)
+        index = slot.setdefault((op, tuple([_frozen(arg) for arg in args])), next_index)
     except (TypeError, RecursionError):  # unhashable arguments (a list in a JSON body): never coalesced
         return None
     return None if index == next_index else index
