@@ -47,6 +47,8 @@ class Check:
     value: float
     target: float
     unit: str  # "x" for a ratio (higher is better), "ms" for a latency (lower is better)
+    #: a reference figure printed beside the targets (what bounds one), not a target itself
+    info: bool = False
 
     @property
     def ok(self) -> bool:
@@ -56,6 +58,8 @@ class Check:
         sign = ">=" if self.unit == "x" else "<="
         shown = f"{self.value:.2f}{self.unit}" if self.unit == "x" else f"{self.value:.2f} ms"
         aim = f"{self.target:g}{self.unit}" if self.unit == "x" else f"{self.target:g} ms"
+        if self.info:
+            return f"  {self.name:44s} {shown:>10s}   (reference, no target)"
         return f"  {self.name:44s} {shown:>10s}   target {sign} {aim:<8s} {'PASS' if self.ok else 'MISS'}"
 
 
@@ -68,7 +72,7 @@ class Plan:
     orders: int  # for the tail
 
 
-QUICK = Plan(rounds=1, seconds=0.8, warmup=0.3, fanout_window=1.0, orders=1_000)
+QUICK = Plan(rounds=1, seconds=0.8, warmup=0.3, fanout_window=0.8, orders=1_000)
 FULL = Plan(rounds=5, seconds=2.0, warmup=1.0, fanout_window=3.0, orders=3_000)
 
 
@@ -99,12 +103,29 @@ def fanout_checks(plan: Plan) -> list[Check]:
     test_ws_fanout.WARMUP, test_ws_fanout.WINDOW = plan.warmup, plan.fanout_window
     checks: list[Check] = []
     for subscribers in (50, 500):
-        rate = {
-            mode: test_ws_fanout.measure(mode, subscribers)["deliveries_per_s"]
-            for mode in ("raw", "fanout", "websockets")
-        }
-        checks.append(Check(f"WS fan-out {subscribers} / raw pre-framed", rate["fanout"] / rate["raw"], 0.9, "x"))
-        checks.append(Check(f"WS fan-out {subscribers} / websockets", rate["fanout"] / rate["websockets"], 8.0, "x"))
+        rounds = [
+            {mode: test_ws_fanout.measure(mode, subscribers) for mode in test_ws_fanout.MODES}
+            for _ in range(plan.rounds)
+        ]
+        ratios = test_ws_fanout.round_ratios(rounds)
+        checks.append(
+            Check(
+                f"WS fan-out {subscribers} / raw pre-framed",
+                statistics.median(ratios["vs_raw"]),
+                test_ws_fanout.TARGET_RAW,
+                "x",
+            )
+        )
+        checks.append(
+            Check(
+                f"WS fan-out {subscribers} / websockets",
+                statistics.median(ratios["vs_websockets"]),
+                test_ws_fanout.TARGET_WEBSOCKETS,
+                "x",
+            )
+        )
+        bound = statistics.median(ratios["raw_vs_websockets"])
+        checks.append(Check(f"  bound: raw pre-framed {subscribers} / websockets", bound, 0, "x", info=True))
     return checks
 
 
@@ -137,9 +158,10 @@ def main() -> int:
         for check in found:
             print(check.line(), flush=True)
         checks += found
-    missed = [c.name for c in checks if not c.ok]
+    targets = [c for c in checks if not c.info]
+    missed = [c.name for c in targets if not c.ok]
     print(
-        f"{len(checks) - len(missed)} of {len(checks)} targets met"
+        f"{len(targets) - len(missed)} of {len(targets)} targets met"
         + (f"; missed: {', '.join(missed)}" if missed else "")
     )
     return 1 if args.strict and missed else 0

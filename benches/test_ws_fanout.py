@@ -6,13 +6,19 @@ Deliveries/s (messages received by all subscribers per second) to 50 and 500 sub
 * (a) the raw ceiling: the same pre-framed bytes written straight to the same sockets;
 * (b) the same fan-out with the ``websockets`` library's ``broadcast()``;
 
-all measured in one run with the same byte-counting clients, and reported as ratios
-(targets: >= 0.7 of (a), >= 3x (b)). Plus the WS worker's memory per idle connection.
+all with the same byte-counting clients, in ``BENCH_ROUNDS`` interleaved rounds (raw, fan-out,
+websockets back to back: this VM's neighbours move absolute figures by +-30 % from one minute
+to the next), reported as medians of the per-round ratios (targets: >= 0.9 of (a), >= 8x (b)).
+The same rounds give (a) over (b): no server that writes these bytes can beat ``websockets``
+by more than that on this machine, so it is the bound on the second ratio. Plus the WS
+worker's memory per idle connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +33,10 @@ from ws_clients import ClientRun, CountingClient, run_clients
 
 HERE = Path(__file__).parent
 FRAME_SIZE = 202  # 200-byte payload + 2-byte header (ws_fanout_server --size 200)
-WARMUP, WINDOW = 1.0, 3.0
-MODES = ("raw", "fanout", "fanout-per-message", "websockets")
+WARMUP, WINDOW = 0.5, 2.0
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+MODES = ("raw", "fanout", "websockets")  # each round; "fanout-per-message" once, for comparison
+TARGET_RAW, TARGET_WEBSOCKETS = 0.9, 8.0
 
 
 def measure(mode: str, subscribers: int) -> dict[str, float]:
@@ -62,26 +70,40 @@ def measure(mode: str, subscribers: int) -> dict[str, float]:
 
 @pytest.mark.parametrize("subscribers", [50, 500])
 def test_fanout_deliveries(benchmark: Any, subscribers: int) -> None:
-    results: dict[str, dict[str, float]] = {}
+    rounds: list[dict[str, dict[str, float]]] = []
 
     def run() -> None:
-        for mode in MODES:
-            results[mode] = measure(mode, subscribers)
+        for _ in range(ROUNDS):
+            rounds.append({mode: measure(mode, subscribers) for mode in MODES})
+        rounds[0]["fanout-per-message"] = measure("fanout-per-message", subscribers)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
-    raw = results["raw"]["deliveries_per_s"]
-    ours = results["fanout"]["deliveries_per_s"]
-    ws = results["websockets"]["deliveries_per_s"]
+    ratios = round_ratios(rounds)
     benchmark.extra_info.update(
-        {f"{m}_deliveries_per_s": round(r["deliveries_per_s"]) for m, r in results.items()}
-        | {f"{m}_server_cpu": round(r["server_cpu"], 2) for m, r in results.items()}
-        | {"ratio_vs_raw": round(ours / raw, 3), "ratio_vs_websockets": round(ours / ws, 2)}
+        {f"{m}_deliveries_per_s": round(statistics.median(r[m]["deliveries_per_s"] for r in rounds)) for m in MODES}
+        | {f"{m}_server_cpu": round(statistics.median(r[m]["server_cpu"] for r in rounds), 2) for m in MODES}
+        | {name: round(statistics.median(values), 3) for name, values in ratios.items()}
     )
-    print(f"\nWS fan-out, {subscribers} subscribers, 200-byte messages, 20 per tick:")
-    for mode, r in results.items():
-        print(f"  {mode:20s} {r['deliveries_per_s']:>12,.0f} deliveries/s   server CPU {r['server_cpu']:.0%}")
-    print(f"  bybit-mock / raw ceiling = {ours / raw:.2f} (target >= 0.7)")
-    print(f"  bybit-mock / websockets  = {ours / ws:.1f}x (target >= 3x)")
+    print(f"\nWS fan-out, {subscribers} subscribers, 200-byte messages, 20 per tick, {ROUNDS} interleaved rounds:")
+    for mode in (*MODES, "fanout-per-message"):
+        got = [r[mode] for r in rounds if mode in r]
+        rate = statistics.median(g["deliveries_per_s"] for g in got)
+        cpu = statistics.median(g["server_cpu"] for g in got)
+        print(f"  {mode:20s} {rate:>12,.0f} deliveries/s   server CPU {cpu:.0%}")
+    for name, target in (("vs_raw", TARGET_RAW), ("vs_websockets", TARGET_WEBSOCKETS), ("raw_vs_websockets", None)):
+        values = ratios[name]
+        aim = f"target >= {target:g}" if target else "the bound on vs_websockets"
+        print(f"  {name:18s} {statistics.median(values):5.2f} ({min(values):.2f}-{max(values):.2f}; {aim})")
+
+
+def round_ratios(rounds: list[dict[str, dict[str, float]]]) -> dict[str, list[float]]:
+    """Per round: fan-out over raw and over websockets, and raw over websockets (the bound)."""
+    rate = [{mode: r[mode]["deliveries_per_s"] for mode in MODES} for r in rounds]
+    return {
+        "vs_raw": [r["fanout"] / r["raw"] for r in rate],
+        "vs_websockets": [r["fanout"] / r["websockets"] for r in rate],
+        "raw_vs_websockets": [r["raw"] / r["websockets"] for r in rate],
+    }
 
 
 async def open_idle(port: int, path: str, count: int) -> list[CountingClient]:

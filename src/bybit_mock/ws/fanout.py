@@ -102,44 +102,52 @@ class FanOut:
     def publish_frames(self, boxes: Iterable[Outbox], frames: bytes, count: int) -> None:
         """Queue ``count`` already-framed messages (one bytes object) for many connections."""
         dirty = self._dirty
-        queued = 0
+        mark_dirty = dirty.append
         for box in boxes:
             pending = box.frames
             if not pending:
                 if box.raw is None:
                     continue
-                dirty.append(box)
+                mark_dirty(box)
             pending.append(frames)
             box.count += count
-            queued += 1
-        if queued and not self._scheduled:
+        if dirty and not self._scheduled:  # (a box owed anything is in ``dirty`` until flushed)
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
-        for box in dirty:
-            self.write_now(box)
+        self._write(dirty)
 
     def write_now(self, box: Outbox) -> None:
         """Write what ``box`` is owed at once; a listener calls this before its close frame."""
-        raw = box.raw
-        frames = box.frames
-        if raw is None or not frames:
-            return
-        if raw.is_closing():
-            box.detach()
-            return
-        buffered = raw.get_write_buffer_size()
-        if buffered > self._max_buffer:
-            self.drop_slow(box, buffered)
-            return
-        raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        frames.clear()
-        self.frames_delivered += box.count
-        box.count = 0
-        self.writes += 1
+        self._write((box,))
+
+    def _write(self, boxes: Iterable[Outbox]) -> None:
+        # One loop, no call per connection but the transport's own: at 500 subscribers this
+        # loop is most of the fan-out's Python time (``docs/benchmarks.md``, WS fan-out).
+        limit = self._max_buffer
+        delivered = writes = 0
+        for box in boxes:
+            raw = box.raw
+            frames = box.frames
+            if raw is None or not frames:
+                continue
+            if raw.is_closing():
+                box.detach()
+                continue
+            buffered = raw.get_write_buffer_size()
+            if buffered > limit:
+                self.drop_slow(box, buffered)
+                continue
+            raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
+            frames.clear()
+            delivered += box.count
+            box.count = 0
+            writes += 1
+        self.frames_delivered += delivered
+        self.writes += writes
 
     def drop_slow(self, box: Outbox, buffered: int) -> None:
         """Owe ``box`` nothing more and have its listener close it.
