@@ -4,7 +4,8 @@ Each sample is the time from writing ``POST /v5/order/create`` on one keep-alive
 receiving that order's ``execution`` push on an authenticated ``/v5/private`` socket. The
 client is as lean as a bot's hot path can be, so what it measures is the mock:
 
-* uvloop, a raw ``asyncio.Protocol`` for REST and a picows listener for the private stream;
+* uvloop, the load generator's raw REST connection (``load/rest.py``) and a picows listener
+  for the private stream;
 * the push is timed in picows' frame callback, when the frame is read, not when a coroutine
   waiting on it next runs (a ``websockets`` client on the default loop added ~100 µs);
 * its own garbage collector is off while it measures: its pauses (tens of ms once its heap is
@@ -23,10 +24,11 @@ from typing import Any
 import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bybit_mock.bybit.auth import rest_headers, ws_auth_signature
-from bybit_mock.load.rest import split_response
+from bybit_mock.bybit.auth import ws_auth_signature
+from bybit_mock.load.rest import HttpConnection, RestTarget
 
 TIMEOUT = 5.0  # seconds for any one answer or push: a lost one fails the run, never hangs it
+ORDER = b'{"category":"linear","symbol":"BTCUSDT","side":"%s","orderType":"Market","qty":"0.001"}'
 
 
 class PrivateStream(WSListener):  # type: ignore[misc]
@@ -53,37 +55,6 @@ class PrivateStream(WSListener):  # type: ignore[misc]
         return self.waiter
 
 
-class RestConnection(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.buf = b""
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        whole = split_response(self.buf)
-        if whole is not None and self.waiter is not None and not self.waiter.done():
-            self.buf = whole[2]
-            self.waiter.set_result(whole[1])
-
-    def send(self, request: bytes) -> asyncio.Future[bytes]:
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return self.waiter
-
-
-def order_request(api_key: str, api_secret: str, side: str) -> bytes:
-    body = f'{{"category":"linear","symbol":"BTCUSDT","side":"{side}","orderType":"Market","qty":"0.001"}}'
-    headers = rest_headers(api_key, api_secret, body, time.time_ns() // 1_000_000)
-    head = "POST /v5/order/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode()
-
-
 async def event_samples(ex: Any, count: int) -> list[float]:
     """``count`` market orders one at a time on ``ex`` (a running ``MockExchange``): ms from
     writing each to reading its ``execution`` push."""
@@ -97,7 +68,8 @@ async def event_samples(ex: Any, count: int) -> list[float]:
 
 async def _event_samples(ex: Any, count: int) -> list[float]:
     loop = asyncio.get_running_loop()
-    _, rest = await loop.create_connection(RestConnection, "127.0.0.1", ex.rest_port)
+    target = RestTarget("127.0.0.1", ex.rest_port, ex.api_key, ex.api_secret)
+    _, rest = await loop.create_connection(HttpConnection, target.host, target.port)
     ws, stream = await ws_connect(PrivateStream, ex.ws_private_url)
     samples: list[float] = []
     try:
@@ -110,15 +82,17 @@ async def _event_samples(ex: Any, count: int) -> list[float]:
             ws.send(WSMsgType.TEXT, orjson.dumps(op))
             assert orjson.loads(await asyncio.wait_for(ack, TIMEOUT))["success"], op
         for i in range(count):
-            request = order_request(ex.api_key, ex.api_secret, "Buy" if i % 2 == 0 else "Sell")  # flat-ish
+            side = "Buy" if i % 2 == 0 else "Sell"  # keeps the position flat-ish
+            request = target.post("/v5/order/create", ORDER % side.encode())
             pushed = stream.expect(b'"topic":"execution"')
             start = time.perf_counter()
-            answered = rest.send(request)
+            # ``call`` writes at once; the push is timed in its frame callback, so awaiting the
+            # answer (which comes first) before the push does not move the push's time
+            status, body = await rest.call(request, TIMEOUT)
+            assert status == 200 and b'"retCode":0' in body, body
             await asyncio.wait_for(pushed, TIMEOUT)
             samples.append((stream.read_at - start) * 1000)
-            assert b'"retCode":0' in await asyncio.wait_for(answered, TIMEOUT)
     finally:
         ws.disconnect()
-        assert rest.transport is not None
-        rest.transport.close()
+        rest.close()
     return samples
