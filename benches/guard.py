@@ -24,21 +24,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
-from hdrh.histogram import HdrHistogram
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
 import canned_server
+import test_rest_throughput
+import test_tail
+import test_trading
 import test_ws_fanout
 from bybit_mock import MockExchange
 from http_loadgen import OrderCycle, Target, run
 from order_probe import event_samples
-from test_rest_throughput import UNLIMITED
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ FULL = Plan(rounds=5, seconds=2.0, warmup=1.0, fanout_window=3.0, orders=3_000)
 
 def rest_checks(plan: Plan) -> list[Check]:
     names = ("market/time", "wallet-balance (signed)", "order create + cancel (signed)")
-    targets = dict(zip(names, (0.85, 0.5, 0.4), strict=True))
+    targets = dict(zip(names, (*test_rest_throughput.TARGETS.values(), test_trading.CYCLE_TARGET), strict=True))
     ratios: dict[str, list[float]] = {name: [] for name in names}
-    with canned_server.running() as port, MockExchange(UNLIMITED) as ex:
+    with canned_server.running() as port, MockExchange(test_rest_throughput.UNLIMITED) as ex:
         key, secret = ex.api_key, ex.api_secret
         ceiling = Target("127.0.0.1", port, "/v5/market/time")
         mine: dict[str, Target] = {
@@ -130,20 +130,12 @@ def fanout_checks(plan: Plan) -> list[Check]:
 
 
 def tail_checks(plan: Plan) -> list[Check]:
-    with MockExchange(UNLIMITED) as ex:
+    with MockExchange(test_rest_throughput.UNLIMITED) as ex:
         uvloop.run(event_samples(ex, 200))  # warm-up: the first orders after a start are slower
         samples = uvloop.run(event_samples(ex, plan.orders))
-    histogram = HdrHistogram(1, 60_000_000, 3)  # µs, 1 µs to 60 s, 3 significant digits
-    for ms in samples:
-        histogram.record_value(max(1, round(ms * 1000)))
-    at: Callable[[float], float] = lambda p: histogram.get_value_at_percentile(p) / 1000  # noqa: E731
     name = f"REST -> execution push ({plan.orders} orders)"
-    return [
-        Check(f"{name} p50", at(50), 0.8, "ms"),
-        Check(f"{name} p99", at(99), 2.0, "ms"),
-        Check(f"{name} p99.9", at(99.9), 3.0, "ms"),
-        Check(f"{name} max", histogram.get_max_value() / 1000, 10.0, "ms"),
-    ]
+    figures = test_tail.percentiles(samples)
+    return [Check(f"{name} {key}", figures[key], target, "ms") for key, target in test_tail.TARGETS.items()]
 
 
 def main() -> int:

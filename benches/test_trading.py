@@ -3,7 +3,7 @@
 * **Throughput**: signed ``POST /v5/order/create`` of a resting limit order then
   ``/v5/order/cancel`` of it, on 64 keep-alive connections over 2 generator processes, in 7 interleaved rounds,
   beside the canned httptools ceiling driven by the same generator in the same mode (so the
-  generator's signing cost is on both sides). Target: >= 0.3 of the ceiling.
+  generator's signing cost is on both sides). Target (issue 14): >= 0.4 of the ceiling.
 * **Idle latency**: one connection, one request at a time: the REST round trip of create and
   cancel (targets p50 0.5 ms, p99 2 ms), and REST-to-private-event: from writing a market
   order to receiving its ``execution`` push on ``/v5/private`` (targets p50 1 ms, p99 3 ms).
@@ -29,6 +29,8 @@ UNLIMITED = MockExchangeConfig.default().copy(rate_limits="off")
 #: shared VM swings ±15 %; more rounds make their median steadier)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "300"))
+#: signed create + cancel over the ceiling driven with the same requests
+CYCLE_TARGET = 0.4
 
 
 def test_order_create_cancel_throughput(benchmark: Any) -> None:
@@ -50,7 +52,7 @@ def test_order_create_cancel_throughput(benchmark: Any) -> None:
     mock_rps = statistics.median(m.rps for _, m in rounds)
     ratio = statistics.median(ratios)
     benchmark.extra_info.update(ceiling_rps=round(ceiling_rps), mock_rps=round(mock_rps), ratio=round(ratio, 3))
-    verdict = "PASS" if ratio >= 0.3 else "MISS"
+    verdict = "PASS" if ratio >= CYCLE_TARGET else "MISS"
     print(f"\norder create+cancel, 64 connections, {ROUNDS} interleaved rounds of 2 s:")
     print(f"  ceiling (canned httptools, same requests) {ceiling_rps:>9,.0f} req/s")
     print(
@@ -58,7 +60,7 @@ def test_order_create_cancel_throughput(benchmark: Any) -> None:
         f" (create+cancel)   p50 {statistics.median(m.p50_ms for _, m in rounds):.2f} ms"
         f"   p99 {statistics.median(m.p99_ms for _, m in rounds):.2f} ms"
     )
-    print(f"  ratio {ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f}; target 0.3: {verdict})")
+    print(f"  ratio {ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f}; target {CYCLE_TARGET}: {verdict})")
 
 
 def test_idle_latency(benchmark: Any) -> None:
